@@ -1,0 +1,161 @@
+"""Alarm records, the AlarmStore protocol and time/meta encoding shared by every store.
+
+Times are seconds since the Unix epoch (floats) in the public API. Stores and the
+scheduler keep integer microseconds, rounded up so no alarm fires before the time
+it was given. Alarms of a shard are ordered by ``(fires_at_us, internal_id, alarm_id)``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, runtime_checkable
+
+from simsi.core.errors import InvalidAlarmMetaError
+
+MICROS_PER_SECOND = 1_000_000
+
+#: Largest encoded meta (UTF-8 JSON bytes) a store must accept. FoundationDB's
+#: value limit is 100 kB, so 64 KiB leaves room for the rest of the record.
+MAX_META_BYTES = 64 * 1024
+
+#: An alarm's position in its shard's order: ``(fires_at_us, internal_id, alarm_id)``.
+AlarmKey = tuple[int, str, str]
+
+
+class DoneReason(enum.Enum):
+    """Why an alarm left the store."""
+
+    SUCCEEDED = "succeeded"
+    CANCELLED = "cancelled"
+    ATTEMPTS_EXHAUSTED = "attempts_exhausted"
+
+
+def to_micros(seconds: float) -> int:
+    """Convert epoch seconds to the smallest integer microsecond not before ``seconds``.
+
+    Raises:
+        ValueError: ``seconds`` is NaN or infinite.
+    """
+    if not math.isfinite(seconds):
+        raise ValueError(f"alarm time must be a finite number of seconds, got {seconds!r}")
+    micros = round(seconds * MICROS_PER_SECOND)
+    if micros / MICROS_PER_SECOND < seconds:
+        micros += 1
+    return micros
+
+
+def from_micros(micros: int) -> float:
+    """Convert integer microseconds since the epoch to float seconds."""
+    return micros / MICROS_PER_SECOND
+
+
+def encode_meta(meta: Any) -> str:
+    """Serialise alarm meta to canonical JSON text.
+
+    Raises:
+        InvalidAlarmMetaError: ``meta`` is not JSON-serialisable (NaN and infinity
+            included) or its encoding exceeds :data:`MAX_META_BYTES`.
+    """
+    try:
+        text = json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidAlarmMetaError(
+            f"alarm meta must be JSON-serialisable (dict, list, str, int, float, bool, None), "
+            f"got {type(meta).__name__}: {exc}"
+        ) from exc
+    size = len(text.encode())
+    if size > MAX_META_BYTES:
+        raise InvalidAlarmMetaError(
+            f"alarm meta is {size} bytes as JSON, above the limit of {MAX_META_BYTES}; "
+            "store large data elsewhere and put its key in the meta"
+        )
+    return text
+
+
+def decode_meta(text: str) -> Any:
+    """Parse meta JSON written by :func:`encode_meta`."""
+    return json.loads(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    """One durable alarm of one instance.
+
+    Attributes:
+        instance_id: the user-facing instance id, used to re-activate the instance.
+        internal_id: the instance's internal id (see :func:`simsi.core.placement.internal_id`).
+        alarm_id: the alarm's id, unique within its instance.
+        fires_at_us: when the alarm is due, integer microseconds since the epoch.
+        meta: JSON-serialisable data handed to ``on_alarm``.
+        attempt: how many delivery attempts have failed so far (persisted).
+        revision: an id assigned on every set; conditional updates compare it so a
+            retry or completion never overwrites an alarm that was replaced meanwhile.
+    """
+
+    instance_id: str
+    internal_id: str
+    alarm_id: str
+    fires_at_us: int
+    meta: Any = None
+    attempt: int = 0
+    revision: int = field(default=0)
+
+    @property
+    def fires_at(self) -> float:
+        """When the alarm is due, in seconds since the epoch."""
+        return from_micros(self.fires_at_us)
+
+    @property
+    def key(self) -> AlarmKey:
+        """The alarm's position in its shard's order."""
+        return (self.fires_at_us, self.internal_id, self.alarm_id)
+
+    def with_changes(self, **changes: Any) -> Alarm:
+        """Return a copy with the given fields replaced."""
+        return replace(self, **changes)
+
+
+@runtime_checkable
+class AlarmStore(Protocol):
+    """Durable alarm storage, partitioned by shard.
+
+    Every implementation passes ``simsi.testing.conformance``. Methods may raise
+    :class:`~simsi.core.errors.StoreUnavailableError` for transient failures and
+    :class:`~simsi.core.errors.CorruptStoreDataError` for rows they cannot decode.
+    """
+
+    async def get_next_alarms(
+        self, shard: int, after: AlarmKey | None = None, limit: int = 100
+    ) -> list[Alarm]:
+        """Return up to ``limit`` alarms of ``shard`` ordered by key, strictly after ``after``."""
+
+    async def get_alarms(self, shard: int, internal_id: str) -> list[Alarm]:
+        """Return every alarm of one instance, ordered by key."""
+
+    async def set_alarm(self, shard: int, alarm: Alarm, *, if_revision: int | None = None) -> bool:
+        """Create or replace an alarm; return whether it was written.
+
+        With ``if_revision``, write only if the stored alarm with the same
+        ``(internal_id, alarm_id)`` exists and has that revision.
+        """
+
+    async def mark_alarm_done(
+        self,
+        shard: int,
+        internal_id: str,
+        alarm_id: str,
+        reason: DoneReason,
+        *,
+        if_revision: int | None = None,
+    ) -> bool:
+        """Remove an alarm; return whether one was removed.
+
+        Unknown ids remove nothing and are not an error, so the call is idempotent.
+        With ``if_revision``, remove only an alarm that still has that revision.
+        """
+
+    async def close(self) -> None:
+        """Release connections and files; the store is unusable afterwards."""
