@@ -35,7 +35,9 @@ def expand_hosts(pattern: str) -> list[str]:
         ConfigError: the pattern is empty, malformed, reversed or too large.
     """
     if not isinstance(pattern, str) or not pattern:
-        raise ConfigError(f"host pattern must be a non-empty string like 'host-{{0..2}}', got {pattern!r}")
+        raise ConfigError(
+            f"host pattern must be a non-empty string like 'host-{{0..2}}', got {pattern!r}"
+        )
     ranges = list(_RANGE.finditer(pattern))
     if len(ranges) > 1:
         raise ConfigError(

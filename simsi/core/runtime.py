@@ -23,7 +23,7 @@ class Task(Protocol[T_co]):
     Awaiting a task returns the coroutine's result or raises its exception.
     """
 
-    def cancel(self) -> None:
+    def cancel(self) -> Any:
         """Ask the task to stop; a pending ``await`` inside it raises ``CancelledError``."""
 
     def done(self) -> bool:
@@ -44,7 +44,7 @@ class Event(Protocol):
     def is_set(self) -> bool:
         """Return whether the flag is set."""
 
-    async def wait(self) -> None:
+    async def wait(self) -> Any:
         """Wait until the flag is set."""
 
 
