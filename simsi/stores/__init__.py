@@ -1,0 +1,12 @@
+"""AlarmStore implementations: memory, SQLite, PostgreSQL, Redis and FoundationDB.
+
+:func:`open_store` builds a store from a URL such as ``sqlite:///alarms.db``.
+"""
+
+from simsi.stores.memory import MemoryAlarmStore
+from simsi.stores.sqlite import SQLiteAlarmStore
+
+__all__ = [
+    "MemoryAlarmStore",
+    "SQLiteAlarmStore",
+]

@@ -1,0 +1,1 @@
+"""Tools for testing simsi applications and alarm stores: see ``simsi.testing.conformance``."""
