@@ -1,0 +1,620 @@
+"""The simulator's Runtime: core coroutines driven as SimPy processes on a host clock.
+
+Each :class:`SimRuntime` is one simulated host incarnation. Its coroutines run as
+SimPy processes through a trampoline generator: the coroutine yields SimPy
+events (only through this runtime's awaitables and :func:`wait_event`), the
+trampoline yields them to SimPy and sends back their values. A coroutine that
+yields anything else, such as the ``None`` of ``asyncio.sleep(0)`` or an asyncio
+future, gets a :class:`~simsi.core.errors.RuntimeMisuseError` thrown in at that
+``await``.
+
+Ordering is SimPy's: events due at the same true time run in the order they were
+scheduled, so the same program interleaves the same way in every run. Nothing
+here reads the wall clock or the global random generator.
+
+Killing a runtime (a host crash) drops its coroutines; see :meth:`SimRuntime.kill`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import types
+from asyncio import CancelledError, InvalidStateError
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from heapq import heappush
+from random import Random
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import simpy
+from simpy.events import NORMAL, PENDING, URGENT, Event, Initialize, Timeout
+from simpy.exceptions import Interrupt
+
+from simsi.core.errors import ConfigError, DeadIncarnationError, RuntimeMisuseError
+from simsi.sim.clock import HostClock
+
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+# Interrupt cause that the trampoline turns into ``CancelledError``.
+_CANCEL = object()
+
+
+class _Sleep(Timeout):
+    """The event of one :meth:`SimRuntime.sleep`, seen only by the trampoline and SimPy.
+
+    ``_sleep`` builds it with ``object.__new__`` and sets only ``callbacks``,
+    because calling ``Timeout.__init__`` and ``env.schedule`` on every hop
+    measurably slows the loop in ``bench/bench_trampoline.py``. It has no ``env``.
+    """
+
+    _ok = True
+    _value = None
+
+    def _desc(self) -> str:
+        return "Sleep()"
+
+
+_new_object = object.__new__
+
+
+@types.coroutine
+def _sleep(runtime: SimRuntime, seconds: float) -> Generator[Event, Any, None]:
+    env = runtime._env
+    delay = seconds / runtime._clock._rate if seconds > 0 else 0.0
+    event = _new_object(_Sleep)
+    event.callbacks = []
+    # The entry env.schedule(event, NORMAL, delay) would push, so ties keep
+    # SimPy's insertion order. NOTE: relies on Environment._queue, _now and
+    # _eid, which simpy 4.1 has.
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), event))
+    yield event
+
+
+@types.coroutine
+def wait_event(event: Event) -> Generator[Event, Any, Any]:
+    """Wait for a SimPy ``event`` from a coroutine run by a :class:`SimRuntime`; return its value.
+
+    Simulated components (network, stores) use this to hand their own SimPy
+    events to core coroutines. A failed event raises its exception.
+    """
+    return (yield event)
+
+
+_PENDING = "pending"
+_FINISHED = "finished"
+_FAILED = "failed"
+_CANCELLED = "cancelled"
+
+
+class SimTask(Generic[T]):
+    """A coroutine spawned on a :class:`SimRuntime`, like an ``asyncio.Task``.
+
+    Awaiting it returns the coroutine's result or raises its exception. If the
+    awaiting coroutine is cancelled, the task is cancelled too, as in asyncio.
+    """
+
+    __slots__ = (
+        "_cancel_requested",
+        "_coro",
+        "_exception",
+        "_name",
+        "_process",
+        "_result",
+        "_retrieved",
+        "_runtime",
+        "_state",
+    )
+
+    _process: simpy.Process
+
+    def __init__(self, runtime: SimRuntime, coro: Coroutine[Any, Any, T], name: str) -> None:
+        self._runtime = runtime
+        self._coro = coro
+        self._name = name
+        self._state = _PENDING
+        self._result: T | None = None
+        self._exception: BaseException | None = None
+        self._cancel_requested = False
+        self._retrieved = False
+
+    def __repr__(self) -> str:
+        return f"<SimTask {self._name!r} {self._state}>"
+
+    def __del__(self) -> None:
+        if self._state is _FAILED and not self._retrieved:
+            logger.error(
+                "exception of task %r of runtime %r was never retrieved",
+                self._name,
+                self._runtime.name,
+                exc_info=self._exception,
+            )
+
+    @property
+    def name(self) -> str:
+        """The name given to :meth:`SimRuntime.spawn`."""
+        return self._name
+
+    def cancel(self) -> bool:
+        """Request cancellation: ``CancelledError`` is thrown in at the current or next await.
+
+        A task that has not started yet is cancelled without running. Returns
+        ``False`` if the task is done or its runtime was killed.
+        """
+        if self._state is not _PENDING or not self._runtime._alive:
+            return False
+        if not self._cancel_requested:
+            self._cancel_requested = True
+            self._runtime._request_cancel(self)
+        return True
+
+    def done(self) -> bool:
+        """Return whether the task finished, failed, was cancelled or was dropped."""
+        return self._state is not _PENDING
+
+    def cancelled(self) -> bool:
+        """Return whether the task ended with ``CancelledError``."""
+        return self._state is _CANCELLED
+
+    def result(self) -> T:
+        """Return the coroutine's result or raise its exception.
+
+        Raises:
+            asyncio.InvalidStateError: the task has not finished.
+            asyncio.CancelledError: the task was cancelled.
+            DeadIncarnationError: the task was dropped by :meth:`SimRuntime.kill`.
+        """
+        if self._state is _PENDING:
+            raise InvalidStateError(f"task {self._name!r} has not finished; await it first")
+        self._retrieved = True
+        if self._state is _CANCELLED:
+            raise CancelledError(f"task {self._name!r} was cancelled")
+        if self._exception is not None:
+            raise self._exception
+        return self._result  # type: ignore[return-value]
+
+    def __await__(self) -> Generator[Event, Any, T]:
+        if self._state is _PENDING:
+            process = self._process
+            if process is process.env.active_process:
+                raise RuntimeError(f"task {self._name!r} cannot await itself")
+            try:
+                yield process
+            except CancelledError:
+                self.cancel()
+                raise
+        return self.result()
+
+    def _set_result(self, value: T) -> None:
+        self._state = _FINISHED
+        self._result = value
+        self._runtime._finished(self)
+
+    def _set_exception(self, exc: BaseException) -> None:
+        self._state = _FAILED
+        self._exception = exc
+        self._runtime._finished(self)
+
+    def _set_cancelled(self) -> None:
+        self._state = _CANCELLED
+        self._runtime._finished(self)
+
+    def _set_dropped(self) -> None:
+        self._state = _FAILED
+        self._retrieved = True
+        self._exception = DeadIncarnationError(
+            f"task {self._name!r} was dropped because runtime {self._runtime.name!r} was killed"
+        )
+        self._runtime._finished(self)
+
+
+class SimEvent:
+    """An ``asyncio.Event`` for simulated coroutines; waiters resume in the order they waited."""
+
+    __slots__ = ("_env", "_flag", "_waiters")
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self._env = env
+        self._flag = False
+        # One SimPy event shared by everyone waiting since the last set().
+        self._waiters: Event | None = None
+
+    def set(self) -> None:
+        """Set the flag and wake every waiter."""
+        if self._flag:
+            return
+        self._flag = True
+        waiters = self._waiters
+        if waiters is not None:
+            self._waiters = None
+            waiters.succeed()
+
+    def clear(self) -> None:
+        """Reset the flag; coroutines already woken still return from :meth:`wait`."""
+        self._flag = False
+
+    def is_set(self) -> bool:
+        """Return whether the flag is set."""
+        return self._flag
+
+    async def wait(self) -> None:
+        """Wait until the flag is set; return at once if it already is."""
+        if self._flag:
+            return
+        waiters = self._waiters
+        if waiters is None:
+            waiters = self._waiters = Event(self._env)
+        await wait_event(waiters)
+
+
+class SimLock:
+    """A lock for ``async with`` that hands itself to the longest waiter (FIFO, no barging)."""
+
+    __slots__ = ("_env", "_locked", "_waiters")
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self._env = env
+        self._locked = False
+        self._waiters: deque[Event] = deque()
+
+    async def __aenter__(self) -> None:
+        if not self._locked:
+            self._locked = True
+            return
+        grant = Event(self._env)
+        self._waiters.append(grant)
+        try:
+            await wait_event(grant)
+        except BaseException:
+            # Cancelled or dropped while waiting. If the lock was already handed
+            # over, pass it on, or else leave the queue.
+            if grant.triggered:
+                self._release()
+            else:
+                self._waiters.remove(grant)
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._release()
+
+    def locked(self) -> bool:
+        """Return whether some coroutine holds the lock or is being handed it."""
+        return self._locked
+
+    def _release(self) -> None:
+        if not self._locked:
+            raise RuntimeError("lock released while not held; release only from async with")
+        if self._waiters:
+            self._waiters.popleft().succeed()
+        else:
+            self._locked = False
+
+
+class SimRuntime:
+    """A :class:`~simsi.core.runtime.Runtime` for one simulated host incarnation.
+
+    Args:
+        env: the SimPy environment, whose ``now`` is true time in seconds.
+        clock: this host's clock, which ``now()`` reads at ``env.now``.
+        rng: the incarnation's random source, used only by :meth:`random`.
+        name: names the incarnation in task names, errors and logs, e.g. ``"host-0#2"``.
+
+    Attributes:
+        hops: number of coroutine resumptions (sends and throws) so far, for benchmarks.
+    """
+
+    __slots__ = ("_alive", "_clock", "_env", "_name", "_rng", "_tasks", "hops")
+
+    def __init__(self, env: simpy.Environment, clock: HostClock, rng: Random, name: str) -> None:
+        self._env = env
+        self._clock = clock
+        self._rng = rng
+        self._name = name
+        self._alive = True
+        # Pending tasks in spawn order, the order in which kill() drops them.
+        self._tasks: dict[SimTask[Any], None] = {}
+        self.hops = 0
+
+    def __repr__(self) -> str:
+        state = "alive" if self._alive else "dead"
+        return f"<SimRuntime {self._name!r} {state}>"
+
+    @property
+    def env(self) -> simpy.Environment:
+        """The SimPy environment this runtime schedules on."""
+        return self._env
+
+    @property
+    def clock(self) -> HostClock:
+        """This host's clock, to change for offset, drift or step faults."""
+        return self._clock
+
+    @property
+    def name(self) -> str:
+        """The incarnation name given at construction."""
+        return self._name
+
+    @property
+    def alive(self) -> bool:
+        """Whether the incarnation is alive, i.e. :meth:`kill` has not been called."""
+        return self._alive
+
+    # -- Runtime protocol ------------------------------------------------------------------
+
+    def now(self) -> float:
+        """Return the host clock's reading at the current true time."""
+        return self._clock.read(self._env.now)
+
+    if TYPE_CHECKING:
+
+        async def sleep(self, seconds: float) -> None:
+            """Suspend for ``seconds`` of host-clock time (``seconds / rate`` true seconds)."""
+
+    else:
+        # A generator-based coroutine creates one generator per call instead of a
+        # coroutine plus an awaitable, which keeps a hop near a bare SimPy timeout.
+        # It supports send, throw and close like a native coroutine, so it can
+        # be spawned and passed to wait_for, but it has no __await__ method.
+        sleep = _sleep
+
+    def spawn(self, coro: Coroutine[Any, Any, T], name: str) -> SimTask[T]:
+        """Start ``coro`` as a SimPy process and return its task.
+
+        The coroutine starts after the caller's current step and before events
+        already due at the same true time. Tasks start in spawn order.
+
+        Raises:
+            DeadIncarnationError: the runtime has been killed.
+            TypeError: ``coro`` is not a coroutine object.
+        """
+        if not hasattr(coro, "send") or not hasattr(coro, "throw"):
+            raise TypeError(
+                f"spawn() of task {name!r} expects a coroutine object, got {coro!r}; "
+                "call the coroutine function first, e.g. spawn(work(), name)"
+            )
+        if not self._alive:
+            coro.close()
+            self.check_alive(f"spawning task {name!r}")
+        task: SimTask[T] = SimTask(self, coro, name)
+        task._process = simpy.Process(self._env, _drive(task, coro))
+        self._tasks[task] = None
+        return task
+
+    def event(self) -> SimEvent:
+        """Return a new, unset event."""
+        return SimEvent(self._env)
+
+    def lock(self) -> SimLock:
+        """Return a new lock that grants waiters in request order."""
+        return SimLock(self._env)
+
+    async def wait_for(self, aw: Awaitable[T], timeout: float | None) -> T:
+        """Await ``aw`` for at most ``timeout`` host seconds.
+
+        ``aw`` runs as its own task unless it already is one. On timeout the task
+        is cancelled and awaited, and ``TimeoutError`` is raised. A task that
+        catches the cancellation and returns gives its result instead, as with
+        ``asyncio.wait_for`` on Python 3.11. Cancelling the caller cancels ``aw`` too.
+
+        Raises:
+            TimeoutError: ``aw`` did not finish within ``timeout`` seconds.
+            ConfigError: ``timeout`` is NaN.
+        """
+        if timeout is None:
+            return await aw
+        if timeout != timeout:
+            raise ConfigError(f"invalid timeout {timeout!r}: expected seconds or None")
+        task = self._as_task(aw)
+        if task.done():
+            return task.result()
+        timed_out = False
+
+        def expire(_event: Event) -> None:
+            nonlocal timed_out
+            if not task.done():
+                timed_out = True
+                task.cancel()
+
+        delay = self._clock.true_duration(timeout) if timeout > 0 else 0.0
+        timer = Timeout(self._env, delay)
+        timer.callbacks.append(expire)
+        try:
+            return await task
+        except CancelledError as exc:
+            if timed_out:
+                raise TimeoutError(f"task {task.name!r} did not finish within {timeout} s") from exc
+            raise
+        finally:
+            if timer.callbacks is not None:
+                timer.callbacks.remove(expire)
+
+    async def to_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call ``fn(*args)`` at once, in the calling coroutine; simulated time does not advance.
+
+        Raises:
+            DeadIncarnationError: the runtime has been killed.
+        """
+        self.check_alive(f"running {getattr(fn, '__qualname__', fn)!r} in a thread")
+        return fn(*args)
+
+    def random(self) -> float:
+        """Return a float in ``[0, 1)`` from this incarnation's random source."""
+        return self._rng.random()
+
+    # -- crashes ---------------------------------------------------------------------------
+
+    def check_alive(self, effect: str) -> None:
+        """Raise ``DeadIncarnationError`` if the runtime was killed.
+
+        Simulated components call this before every effect (store write, network send).
+
+        Args:
+            effect: what was attempted, e.g. ``"store write to shard 3"``.
+
+        Raises:
+            DeadIncarnationError: the runtime has been killed.
+        """
+        if not self._alive:
+            raise DeadIncarnationError(
+                f"runtime {self._name!r} was killed, so {effect} was rejected: a crashed "
+                "host incarnation cannot affect the world; start a new SimRuntime "
+                "for the restarted host"
+            )
+
+    def kill(self) -> int:
+        """Mark the runtime dead and drop every pending coroutine, in spawn order.
+
+        Each dropped coroutine is detached from the event it waits for and closed
+        at once. Closing runs its ``finally`` blocks and ``except BaseException``
+        handlers now, while the runtime is already dead, so any effect they try is
+        rejected by :meth:`check_alive`, and any ``await`` in them fails. Closing
+        here rather than leaving it to garbage collection keeps that code's timing
+        deterministic. Errors from closing are logged and dropped. Awaiting a
+        dropped task raises :class:`DeadIncarnationError`.
+
+        A coroutine that calls ``kill()`` on its own runtime keeps running until
+        its next suspension and is dropped right after.
+
+        Returns:
+            The number of coroutines dropped or marked for dropping.
+        """
+        if not self._alive:
+            return 0
+        self._alive = False
+        active = self._env.active_process
+        tasks = list(self._tasks)
+        for task in tasks:
+            if task._process is active:
+                _defer(self._env, self._drop, task)
+            else:
+                self._drop(task)
+        logger.info("runtime %r killed, dropping %d pending tasks", self._name, len(tasks))
+        return len(tasks)
+
+    def _drop(self, task: SimTask[Any]) -> None:
+        if task.done():
+            return
+        process = task._process
+        target = process._target
+        if target is not None and target.callbacks is not None:
+            with contextlib.suppress(ValueError):
+                target.callbacks.remove(process._resume)
+        task._set_dropped()
+        try:
+            task._coro.close()
+        except Exception:
+            logger.debug(
+                "closing dropped task %r of runtime %r raised",
+                task.name,
+                self._name,
+                exc_info=True,
+            )
+        process._generator.close()
+        process.succeed()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _as_task(self, aw: Awaitable[T]) -> SimTask[T]:
+        if isinstance(aw, SimTask):
+            return aw
+        if hasattr(aw, "send") and hasattr(aw, "throw"):
+            return self.spawn(aw, name=f"wait_for({_describe(aw)})")  # type: ignore[arg-type]
+        return self.spawn(_await(aw), name=f"wait_for({_describe(aw)})")
+
+    def _request_cancel(self, task: SimTask[Any]) -> None:
+        """Arrange for ``CancelledError`` to reach ``task`` at its current or next await."""
+        process = task._process
+        if process is self._env.active_process:
+            # A task cancelling itself: interrupt it once it has suspended.
+            _defer(self._env, self._deliver_cancel, task)
+        elif process._target.__class__ is not Initialize:
+            process.interrupt(_CANCEL)
+        # Otherwise it has not started, and the trampoline throws before the first send.
+
+    def _deliver_cancel(self, task: SimTask[Any]) -> None:
+        if task._process._value is PENDING and task._cancel_requested:
+            task._process.interrupt(_CANCEL)
+
+    def _finished(self, task: SimTask[Any]) -> None:
+        self._tasks.pop(task, None)
+
+
+def _defer(env: simpy.Environment, fn: Callable[[SimTask[Any]], None], task: SimTask[Any]) -> None:
+    """Call ``fn(task)`` after the current step, before other events due now."""
+    event = Event(env)
+    event.callbacks.append(lambda _event: fn(task))
+    event._ok = True
+    event._value = None
+    env.schedule(event, URGENT)
+
+
+async def _await(aw: Awaitable[T]) -> T:
+    return await aw
+
+
+def _describe(aw: object) -> str:
+    return getattr(aw, "__qualname__", None) or type(aw).__name__
+
+
+def _foreign(task: SimTask[Any], obj: object) -> RuntimeMisuseError:
+    return RuntimeMisuseError(
+        f"task {task.name!r} of runtime {task._runtime.name!r} awaited "
+        f"{type(obj).__module__}.{type(obj).__qualname__} {obj!r}, which the simulator "
+        "does not drive; await only ctx.sleep() and runtime primitives "
+        "(runtime.sleep, event().wait, lock, wait_for, spawned tasks), not asyncio ones"
+    )
+
+
+def _drive(task: SimTask[Any], coro: Coroutine[Any, Any, Any]) -> Generator[Event, Any, None]:
+    """Drive ``coro`` as a SimPy process, forwarding event values and exceptions.
+
+    The task records the outcome, and the process succeeds with ``None``, so
+    SimPy neither copies nor re-raises task exceptions. The exceptions are
+    ``KeyboardInterrupt`` and ``SystemExit``, which fail the process so that they
+    stop the simulation.
+    """
+    runtime = task._runtime
+    send = coro.send
+    step: Callable[[Any], Any] = send
+    arg: Any = None
+    event_type = Event
+    if task._cancel_requested:
+        # Cancelled before it started: the body never runs, as with asyncio.
+        task._cancel_requested = False
+        step = coro.throw
+        arg = CancelledError()
+    while True:
+        runtime.hops += 1
+        try:
+            event = step(arg)
+        except StopIteration as stop:
+            task._set_result(stop.value)
+            return
+        except CancelledError:
+            task._set_cancelled()
+            return
+        except (KeyboardInterrupt, SystemExit) as exc:
+            task._set_exception(exc)
+            raise
+        except BaseException as exc:
+            task._set_exception(exc)
+            return
+        if not isinstance(event, event_type):
+            step = coro.throw
+            arg = _foreign(task, event)
+            continue
+        step = send
+        try:
+            arg = yield event
+        except Interrupt as interrupt:
+            step = coro.throw
+            if interrupt.cause is _CANCEL:
+                task._cancel_requested = False
+                arg = CancelledError()
+            else:
+                arg = interrupt
+
+
+__all__ = ["SimEvent", "SimLock", "SimRuntime", "SimTask", "wait_event"]
