@@ -3,10 +3,10 @@
 Every store accepts the same values, so an alarm that one store takes can be moved
 to any other store. The limits come from the strictest backend:
 
-- ids are UTF-8 text without NUL characters (PostgreSQL ``text`` rejects NUL, and the
-  Redis store separates ids with NUL), at most :data:`MAX_ID_BYTES` bytes each, which
-  keeps a FoundationDB key well under its 10,000-byte limit and a PostgreSQL index
-  entry under its size limit;
+- ids are UTF-8 text without NUL characters, because PostgreSQL ``text`` rejects NUL
+  and the Redis store separates ids with NUL;
+- ids are at most :data:`MAX_ID_BYTES` bytes each, which keeps a FoundationDB key
+  well under its 10,000-byte limit and a PostgreSQL index entry under its size limit;
 - ``fires_at_us``, ``attempt`` and ``revision`` fit a signed 64-bit integer
   (PostgreSQL ``bigint``, SQLite ``INTEGER``); ``fires_at_us`` and ``attempt`` are not
   negative.
