@@ -1,0 +1,184 @@
+"""The simulation trace: events in true-time order, JSON lines and a SHA-256 digest.
+
+Each event has a true time ``t_us`` (integer microseconds since the start of the
+simulation), a sequence number ``seq`` (its position in the trace), a ``kind``
+and kind-specific fields. Hosts are named by ``host`` (the host id) and ``inc``
+(the incarnation, ``"host-1#2"`` for the third process that ran as ``host-1``).
+
+============== ===============================================================
+kind           fields
+============== ===============================================================
+fault          fault, host, params
+host_start     host, inc
+host_ready     host, inc, alarms
+host_stopping  host, inc (a graceful stop began)
+host_stop      host, inc (the graceful stop finished)
+host_crash     host, inc
+activate       inst, host, inc, shard
+deactivate     inst, host, inc, shard
+request        rid, inst, dst (the host the client sent it to)
+message        msg (request/response), rid, src, dst, action
+               (send/deliver/lost/unreachable)
+request_served rid, inst, host, inc, owner (true owner), outcome
+response       rid, inst, outcome (as the client saw it)
+request_timeout rid, inst
+alarm_set      inst, alarm, rev, host, inc, fires_at_us, due_us
+alarm_fire     inst, alarm, rev, host, inc, attempt, fires_at_us, lag
+alarm_handled  inst, alarm, rev, host, inc
+alarm_retry    inst, alarm, rev, host, inc, attempt, fires_at_us, due_us, error
+alarm_done     inst, alarm, rev, host, inc, reason (rev 0 on cancel: any revision)
+store_failed   host, inc, op, shard, error
+handler_failed host, inc, inst, handler, error
+error          host, inc, where, error (an error swallowed by a host)
+============== ===============================================================
+
+``fires_at_us`` is a host-clock reading (epoch microseconds); ``due_us`` is the
+true time at which the setting host's clock reads ``fires_at_us``, assuming that
+clock keeps the offset and drift it had when the alarm was set.
+
+The canonical encoding of an event is JSON with sorted keys, no spaces, ASCII
+only and floats rounded to 6 decimals; the digest is SHA-256 over the canonical
+lines, each followed by a newline. Nothing in it depends on ``PYTHONHASHSEED``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+MICROS = 1_000_000
+
+
+def _canonical(value: Any) -> Any:
+    """Return ``value`` with floats rounded and containers copied, ready for JSON."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return repr(value)
+        return round(value, 6)
+    if isinstance(value, dict):
+        return {str(key): _canonical(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
+    return value
+
+
+class TraceEvent:
+    """One trace event: true time in microseconds, sequence number, kind and fields."""
+
+    __slots__ = ("fields", "kind", "seq", "t_us")
+
+    def __init__(self, t_us: int, seq: int, kind: str, fields: dict[str, Any]) -> None:
+        self.t_us = t_us
+        self.seq = seq
+        self.kind = kind
+        self.fields = fields
+
+    @property
+    def t(self) -> float:
+        """True time in seconds since the start of the simulation."""
+        return self.t_us / MICROS
+
+    def __getitem__(self, name: str) -> Any:
+        return self.fields[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """Return field ``name``, or ``default`` when the event has no such field."""
+        return self.fields.get(name, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the event as one flat JSON object."""
+        return {"t_us": self.t_us, "seq": self.seq, "kind": self.kind, **self.fields}
+
+    def to_json(self) -> str:
+        """Return the canonical JSON line of the event, without the newline."""
+        return json.dumps(
+            self.to_dict(),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=True,
+            allow_nan=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"TraceEvent({self.to_json()})"
+
+
+class Trace:
+    """An append-only list of :class:`TraceEvent` in true-time order.
+
+    Args:
+        now: returns the current true time in seconds (``env.now``).
+    """
+
+    def __init__(self, now: Callable[[], float] | None = None) -> None:
+        self._now = now or (lambda: 0.0)
+        self._events: list[TraceEvent] = []
+
+    def record(self, kind: str, **fields: Any) -> TraceEvent:
+        """Append an event of ``kind`` at the current true time and return it."""
+        t_us = round(self._now() * MICROS)
+        event = TraceEvent(t_us, len(self._events), kind, _canonical(fields))
+        self._events.append(event)
+        return event
+
+    @property
+    def events(self) -> list[TraceEvent]:
+        """The events in order; do not modify."""
+        return self._events
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __iter__(self) -> Iterator[TraceEvent]:
+        return iter(self._events)
+
+    def of_kind(self, *kinds: str) -> list[TraceEvent]:
+        """Return the events whose kind is one of ``kinds``, in order."""
+        wanted = frozenset(kinds)
+        return [event for event in self._events if event.kind in wanted]
+
+    def lines(self) -> Iterator[str]:
+        """Yield the canonical JSON line of every event, without newlines."""
+        for event in self._events:
+            yield event.to_json()
+
+    def digest(self) -> str:
+        """Return the hex SHA-256 of the canonical JSON lines, each ending in a newline."""
+        sha = hashlib.sha256()
+        for line in self.lines():
+            sha.update(line.encode("ascii"))
+            sha.update(b"\n")
+        return sha.hexdigest()
+
+    def write_jsonl(self, path: str | Path) -> None:
+        """Write the trace as JSON lines to ``path``."""
+        with open(path, "w", encoding="ascii") as out:
+            for line in self.lines():
+                out.write(line)
+                out.write("\n")
+
+    @classmethod
+    def from_events(cls, events: Iterable[dict[str, Any]]) -> Trace:
+        """Build a trace from flat event dicts like those :meth:`write_jsonl` writes.
+
+        Events are kept in the given order and renumbered; ``t_us`` is required.
+        Used to run checkers over saved traces and over traces written by hand in tests.
+        """
+        trace = cls()
+        for raw in events:
+            fields = dict(raw)
+            t_us = int(fields.pop("t_us"))
+            kind = str(fields.pop("kind"))
+            fields.pop("seq", None)
+            trace._events.append(TraceEvent(t_us, len(trace._events), kind, _canonical(fields)))
+        return trace
+
+    @classmethod
+    def read_jsonl(cls, path: str | Path) -> Trace:
+        """Read a trace written by :meth:`write_jsonl`."""
+        with open(path, encoding="ascii") as source:
+            return cls.from_events(json.loads(line) for line in source if line.strip())

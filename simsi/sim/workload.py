@@ -1,0 +1,197 @@
+"""The simulated workload: a client sending Poisson-timed requests, and the built-in interface.
+
+The client picks an instance id uniformly from ``inst-0 .. inst-{N-1}``, sends the
+request to the host that owns it in the client's view of the cluster (a
+:class:`~simsi.core.placement.Placement`), and waits for the response or gives
+up after ``request_timeout_s``. Every request carries the alarms the instance
+should set, drawn by the client from the workload's seeded random source, so the
+interface class needs no randomness of its own::
+
+    {"rid": 17, "alarms": [{"id": "r17-0", "delay_s": 3.2}]}
+
+A user interface class (``"pkg.module:Class"``) receives the same payload.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from random import Random
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from simsi.core.errors import ConfigError
+from simsi.core.interface import AlarmContext, InstanceContext, StableInterface
+from simsi.core.placement import Placement
+from simsi.sim.trace import Trace
+
+if TYPE_CHECKING:
+    from simsi.sim.scenario import WorkloadSpec
+
+
+class CounterInterface(StableInterface):
+    """The built-in interface: counts requests and sets the alarms each request asks for."""
+
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(instance_id)
+        self.requests = 0
+        self.alarms_handled = 0
+
+    async def on_request(self, ctx: InstanceContext, payload: Any) -> Any:
+        """Count the request, set the alarms listed in ``payload`` and return the count."""
+        self.requests += 1
+        alarms = payload.get("alarms", []) if isinstance(payload, dict) else []
+        for alarm in alarms:
+            await ctx.set_alarm(
+                alarm["id"], ctx.now() + alarm["delay_s"], {"rid": payload.get("rid")}
+            )
+        return self.requests
+
+    async def on_alarm(self, ctx: AlarmContext, alarm_id: str, meta: Any) -> None:
+        """Count the alarm."""
+        self.alarms_handled += 1
+
+
+BUILTIN_INTERFACES: dict[str, type[StableInterface]] = {"counter": CounterInterface}
+"""Interface classes that scenarios can name without a module path."""
+
+
+def resolve_interface(spec: str) -> Callable[[str], StableInterface]:
+    """Return the interface factory named by ``spec``: a built-in name or ``"pkg.module:Class"``.
+
+    Raises:
+        ConfigError: the name is unknown, the module cannot be imported, or the
+            attribute is missing or not callable.
+    """
+    if spec in BUILTIN_INTERFACES:
+        return BUILTIN_INTERFACES[spec]
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigError(f"unknown interface {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"cannot import module {module_name!r} of interface {spec!r}: {exc}"
+        ) from exc
+    factory: Any = module
+    for part in attribute.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise ConfigError(f"module {module_name!r} has no attribute {attribute!r}")
+    if not callable(factory):
+        raise ConfigError(f"interface {spec!r} is not a class or callable")
+    return factory
+
+
+@dataclass(slots=True)
+class PendingRequest:
+    """A request the client sent and has no answer for yet."""
+
+    rid: int
+    instance_id: str
+    dst: str
+    timer: simpy.Timeout
+
+
+SendRequest = Callable[[int, str, str, dict[str, Any]], None]
+"""Sends request ``rid`` for an instance to a host id with a payload."""
+
+
+class Client:
+    """The workload's client: Poisson arrivals, routing by its view, timeouts.
+
+    Args:
+        env: the SimPy environment.
+        trace: receives ``request``, ``response`` and ``request_timeout`` events.
+        spec: the workload parameters.
+        rng: the workload's random source.
+        view: the cluster as the client sees it.
+        send: puts a request on the network.
+        stop_at: true time at which the client stops sending.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        trace: Trace,
+        spec: WorkloadSpec,
+        rng: Random,
+        view: Placement,
+        send: SendRequest,
+        stop_at: float,
+    ) -> None:
+        self._env = env
+        self._trace = trace
+        self._spec = spec
+        self._rng = rng
+        self._send = send
+        self._stop_at = stop_at
+        self.view = view
+        self._next_rid = 0
+        self._pending: dict[int, PendingRequest] = {}
+        self.outcomes: dict[str, int] = {}
+
+    def start(self) -> None:
+        """Start sending requests as a SimPy process."""
+        self._env.process(self._arrivals())
+
+    def _arrivals(self) -> Any:
+        env = self._env
+        rate = self._spec.request_rate
+        while True:
+            gap = self._rng.expovariate(rate)
+            if env.now + gap >= self._stop_at:
+                return
+            yield env.timeout(gap)
+            self._issue()
+
+    def _issue(self) -> None:
+        spec = self._spec
+        rng = self._rng
+        self._next_rid += 1
+        rid = self._next_rid
+        instance_id = f"inst-{rng.randrange(spec.instances)}"
+        low, high = spec.alarm_delay_s
+        alarms = [
+            {"id": f"r{rid}-{index}", "delay_s": round(rng.uniform(low, high), 6)}
+            for index in range(spec.alarms_per_request)
+        ]
+        payload = {"rid": rid, "alarms": alarms}
+        dst = self.view.owner(instance_id)
+        timer = self._env.timeout(spec.request_timeout_s)
+        timer.callbacks.append(lambda _event: self._time_out(rid))
+        self._pending[rid] = PendingRequest(rid, instance_id, dst, timer)
+        self._trace.record("request", rid=rid, inst=instance_id, dst=dst)
+        self._send(rid, instance_id, dst, payload)
+
+    def receive(self, rid: int, outcome: str) -> None:
+        """Take the response to request ``rid``; late responses are ignored."""
+        pending = self._pending.pop(rid, None)
+        if pending is None:
+            return
+        pending.timer.callbacks.clear()
+        self._count(outcome)
+        self._trace.record("response", rid=rid, inst=pending.instance_id, outcome=outcome)
+
+    def _time_out(self, rid: int) -> None:
+        pending = self._pending.pop(rid, None)
+        if pending is None:
+            return
+        self._count("timeout")
+        self._trace.record("request_timeout", rid=rid, inst=pending.instance_id)
+
+    def _count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    @property
+    def sent(self) -> int:
+        """Requests sent so far."""
+        return self._next_rid
+
+    @property
+    def in_flight(self) -> int:
+        """Requests with neither a response nor a timeout yet."""
+        return len(self._pending)
