@@ -32,6 +32,7 @@ from simpy.events import NORMAL, PENDING, URGENT, Event, Initialize, Timeout
 from simpy.exceptions import Interrupt
 
 from simsi.core.errors import ConfigError, DeadIncarnationError, RuntimeMisuseError
+from simsi.core.runtime import Runtime
 from simsi.sim.clock import HostClock
 
 T = TypeVar("T")
@@ -78,7 +79,8 @@ def wait_event(event: Event) -> Generator[Event, Any, Any]:
     """Wait for a SimPy ``event`` from a coroutine run by a :class:`SimRuntime`; return its value.
 
     Simulated components (network, stores) use this to hand their own SimPy
-    events to core coroutines. A failed event raises its exception.
+    events to core coroutines. A failed event raises a copy of its exception,
+    made by SimPy, whose ``__cause__`` is the original.
     """
     return (yield event)
 
@@ -497,10 +499,7 @@ class SimRuntime:
         if task.done():
             return
         process = task._process
-        target = process._target
-        if target is not None and target.callbacks is not None:
-            with contextlib.suppress(ValueError):
-                target.callbacks.remove(process._resume)
+        callbacks = process._target.callbacks
         task._set_dropped()
         try:
             task._coro.close()
@@ -512,6 +511,14 @@ class SimRuntime:
                 exc_info=True,
             )
         process._generator.close()
+        # The stand-in ends the process quietly if SimPy still resumes it.
+        process._generator = _ended_trampoline()
+        if callbacks is None:
+            # SimPy is processing the target in this very step and will still
+            # call process._resume, which ends the process through the stand-in.
+            return
+        with contextlib.suppress(ValueError):
+            callbacks.remove(process._resume)
         process.succeed()
 
     # -- internals -------------------------------------------------------------------------
@@ -548,6 +555,18 @@ def _defer(env: simpy.Environment, fn: Callable[[SimTask[Any]], None], task: Sim
     event._ok = True
     event._value = None
     env.schedule(event, URGENT)
+
+
+def _ended_trampoline() -> Generator[Any, Any, None]:
+    """Return a started generator that ends on the next send or throw."""
+
+    def ended() -> Generator[Any, Any, None]:
+        with contextlib.suppress(BaseException):
+            yield
+
+    generator = ended()
+    next(generator)
+    return generator
 
 
 async def _await(aw: Awaitable[T]) -> T:
@@ -608,6 +627,8 @@ def _drive(task: SimTask[Any], coro: Coroutine[Any, Any, Any]) -> Generator[Even
         step = send
         try:
             arg = yield event
+        except GeneratorExit:
+            raise  # SimRuntime._drop closes the trampoline after the coroutine.
         except Interrupt as interrupt:
             step = coro.throw
             if interrupt.cause is _CANCEL:
@@ -615,6 +636,17 @@ def _drive(task: SimTask[Any], coro: Coroutine[Any, Any, Any]) -> Generator[Even
                 arg = CancelledError()
             else:
                 arg = interrupt
+        except BaseException as exc:
+            # A failed event: SimPy throws a copy of its exception, chained to the original.
+            step = coro.throw
+            arg = exc
+
+
+if TYPE_CHECKING:
+
+    def _conforms(runtime: SimRuntime) -> Runtime:
+        """Let mypy check that SimRuntime satisfies the Runtime protocol."""
+        return runtime
 
 
 __all__ = ["SimEvent", "SimLock", "SimRuntime", "SimTask", "wait_event"]

@@ -517,3 +517,77 @@ def test_wait_event_returns_value():
 
     assert run_task(runtime, body()) == "payload"
     assert runtime.env.now == 2
+
+
+def test_wait_event_failure_raises():
+    runtime = make_runtime()
+    failing = runtime.env.event()
+    original = ConnectionError("link down")
+
+    async def body():
+        try:
+            await wait_event(failing)
+        except ConnectionError as exc:
+            return exc
+
+    task = runtime.spawn(body(), "body")
+    runtime.env.run(until=1)
+    failing.fail(original)
+    runtime.env.run()
+    raised = task.result()
+    assert str(raised) == "link down"
+    assert raised.__cause__ is original
+
+
+def test_kill_while_target_is_processed():
+    env = simpy.Environment()
+    killer_runtime = make_runtime(env, name="fault-injector")
+    victim_runtime = make_runtime(env, name="host-1#1")
+    shared = env.event()
+    log = []
+
+    async def killer():
+        await wait_event(shared)
+        victim_runtime.kill()
+
+    async def victim():
+        await wait_event(shared)
+        log.append("victim resumed")
+
+    # The killer's callback on the shared event runs first, and the victim's
+    # resumption is already queued in the same step when the kill happens.
+    killer_runtime.spawn(killer(), "killer")
+    victim_task = victim_runtime.spawn(victim(), "victim")
+    env.run(until=1)
+    shared.succeed("go")
+    env.run()
+    assert log == []
+    with pytest.raises(DeadIncarnationError):
+        victim_task.result()
+
+
+def test_kill_while_failed_target_is_processed():
+    env = simpy.Environment()
+    killer_runtime = make_runtime(env, name="fault-injector")
+    victim_runtime = make_runtime(env, name="host-1#1")
+    shared = env.event()
+    log = []
+
+    async def killer():
+        with pytest.raises(ConnectionError):
+            await wait_event(shared)
+        victim_runtime.kill()
+
+    async def victim():
+        try:
+            await wait_event(shared)
+        except ConnectionError:
+            log.append("victim handled the failure")
+
+    killer_runtime.spawn(killer(), "killer")
+    victim_task = victim_runtime.spawn(victim(), "victim")
+    env.run(until=1)
+    shared.fail(ConnectionError("link down"))
+    env.run()
+    assert log == []
+    assert victim_task.done()
