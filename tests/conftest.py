@@ -50,7 +50,7 @@ ASYNCIO_TIME_LIMIT = 60.0
 
 
 class AsyncioHarness:
-    """Runs test bodies on an :class:`AsyncioRuntime` under ``asyncio.run``."""
+    """Test-body runner on an :class:`AsyncioRuntime` under ``asyncio.run``."""
 
     kind = "asyncio"
 
@@ -68,7 +68,7 @@ class AsyncioHarness:
 
 
 class SimHarness:
-    """Runs test bodies on a :class:`SimRuntime` by stepping a SimPy environment."""
+    """Test-body runner on a :class:`SimRuntime` that steps a SimPy environment."""
 
     kind = "sim"
 

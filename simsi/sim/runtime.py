@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import types
 from asyncio import CancelledError, InvalidStateError
 from collections import deque
@@ -403,8 +404,12 @@ class SimRuntime:
         Raises:
             TimeoutError: ``aw`` did not finish within ``timeout`` seconds.
             ConfigError: ``timeout`` is NaN.
+
+        ``timeout=None`` and ``timeout=math.inf`` both wait without limit.
         """
-        if timeout is None:
+        if timeout is None or timeout == math.inf:
+            # No timer, because one due at infinite true time would let env.run()
+            # advance the clock to infinity.
             return await aw
         if timeout != timeout:
             raise ConfigError(f"invalid timeout {timeout!r}: expected seconds or None")
@@ -471,7 +476,8 @@ class SimRuntime:
         Each dropped coroutine is detached from the event it waits for and closed
         at once. Closing runs its ``finally`` blocks and ``except BaseException``
         handlers now, while the runtime is already dead, so any effect they try is
-        rejected by :meth:`check_alive`, and any ``await`` in them fails. Closing
+        rejected by :meth:`check_alive`, and an ``await`` that would suspend ends
+        them with an error. Closing
         here rather than leaving it to garbage collection keeps that code's timing
         deterministic. Errors from closing are logged and dropped. Awaiting a
         dropped task raises :class:`DeadIncarnationError`.

@@ -379,6 +379,17 @@ def test_wait_for_timeout_uses_host_seconds():
     assert run_task(runtime, body()) == pytest.approx(6.0)
 
 
+def test_wait_for_infinite_timeout_leaves_no_timer():
+    runtime = make_runtime()
+
+    async def body():
+        return await runtime.wait_for(runtime.sleep(2), float("inf"))
+
+    run_task(runtime, body())
+    runtime.env.run()
+    assert runtime.env.now == 2
+
+
 # -- ordering, cancellation details and counters --------------------------------------------
 
 
