@@ -34,6 +34,14 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_shard(shard: object) -> int:
     """Return ``shard`` if it is a non-negative int.
 
@@ -67,6 +75,12 @@ def check_page_args(shard: object, after: object, limit: object) -> None:
             "after must be None or an alarm key (fires_at_us: int, internal_id: str, "
             f"alarm_id: str), such as Alarm.key of the last alarm of the previous page; got {after!r}"
         )
+    for name, value in (("internal_id", after[1]), ("alarm_id", after[2])):
+        if "\x00" in value or not _is_utf8(value):
+            raise ValueError(
+                f"after's {name} must be text without NUL characters or lone surrogates, "
+                f"like every stored id; got {value!r}"
+            )
 
 
 def check_id(name: str, value: object) -> str:
