@@ -6,7 +6,8 @@ events (only through this runtime's awaitables and :func:`wait_event`), the
 trampoline yields them to SimPy and sends back their values. A coroutine that
 yields anything else, such as the ``None`` of ``asyncio.sleep(0)`` or an asyncio
 future, gets a :class:`~simsi.core.errors.RuntimeMisuseError` thrown in at that
-``await``.
+``await``. NOTE: ``asyncio.sleep(s)`` with ``s > 0`` fails earlier, inside asyncio,
+with ``RuntimeError: no running event loop``, which the trampoline never sees.
 
 Ordering is SimPy's: events due at the same true time run in the order they were
 scheduled, so the same program interleaves the same way in every run. Nothing
