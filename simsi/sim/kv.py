@@ -13,6 +13,8 @@ depends on:
   the store's clock;
 - ``commit_unknown_result`` (1021) injected at random or on request, after which
   the commit may or may not have been applied;
+- an outage, during which reads and commits fail with ``transaction_timed_out``
+  (1031), as they do on a real cluster with a transaction timeout set;
 - FoundationDB's size limits: 10,000-byte keys, 100,000-byte values and
   10,000,000-byte transactions, counted like ``get_approximate_size``: keys,
   values and conflict ranges;
@@ -39,6 +41,7 @@ T = TypeVar("T")
 
 # FoundationDB error codes, with FoundationDB's names.
 TRANSACTION_TOO_OLD = 1007
+TRANSACTION_TIMED_OUT = 1031
 NOT_COMMITTED = 1020
 COMMIT_UNKNOWN_RESULT = 1021
 USED_DURING_COMMIT = 2017
@@ -53,6 +56,7 @@ RETRYABLE_CODES = frozenset({TRANSACTION_TOO_OLD, NOT_COMMITTED, COMMIT_UNKNOWN_
 
 _DESCRIPTIONS = {
     TRANSACTION_TOO_OLD: "Transaction is too old to perform reads or be committed",
+    TRANSACTION_TIMED_OUT: "Operation aborted because the transaction timed out",
     NOT_COMMITTED: "Transaction not committed due to conflict with another transaction",
     COMMIT_UNKNOWN_RESULT: "Transaction may or may not have committed",
     USED_DURING_COMMIT: "Operation issued while a commit was outstanding",
@@ -187,6 +191,7 @@ class SimKV:
         self._injected: deque[tuple[int, bool]] = deque()
         self._live: weakref.WeakSet[SimTransaction] = weakref.WeakSet()
         self._closed = False
+        self.available = True
 
     @property
     def version(self) -> int:
@@ -210,6 +215,14 @@ class SimKV:
     def close(self) -> None:
         """Reject new transactions. The data stays readable through :meth:`items`."""
         self._closed = True
+
+    def set_available(self, available: bool) -> None:
+        """Start (``False``) or end (``True``) an outage.
+
+        During an outage every read and commit raises ``transaction_timed_out``
+        (1031), which ``on_error`` does not retry.
+        """
+        self.available = available
 
     def inject_commit_error(self, code: int, *, applied: bool = False) -> None:
         """Make the next commit that would succeed raise ``code`` instead.
@@ -439,6 +452,7 @@ class SimTransaction:
                 the transaction exceeds 10,000,000 bytes.
         """
         self._check_usable()
+        self._check_available()
         self._finished = True
         self._kv._live.discard(self)
         self._check_age()
@@ -465,6 +479,10 @@ class SimTransaction:
         if self._finished:
             raise SimKVError(USED_DURING_COMMIT)
 
+    def _check_available(self) -> None:
+        if not self._kv.available:
+            raise SimKVError(TRANSACTION_TIMED_OUT)
+
     def _check_age(self) -> None:
         if self.is_too_old(self._kv.clock()):
             self._kv.stats.too_old += 1
@@ -478,7 +496,9 @@ class SimTransaction:
             raise SimKVError(KEY_OUTSIDE_LEGAL_RANGE)
 
     def _ensure_read_version(self) -> int:
-        # Every read passes here, so this is where reads check the 5-second limit.
+        # Every read passes here, so this is where reads check the outage and the
+        # 5-second limit.
+        self._check_available()
         if self.read_version is None:
             self.read_version = self._kv.version
             self._started_at = self._kv.clock()

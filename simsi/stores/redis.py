@@ -11,12 +11,12 @@ the store check the server's settings before its first call.
 Ordering: every member of a shard's ``order`` set has score 0, and the member
 starts with ``fires_at_us`` as 16 lowercase hex digits, followed by
 ``internal_id``, NUL and ``alarm_id``. Redis orders members with equal scores
-byte by byte, so the set is ordered by ``(fires_at_us, internal_id, alarm_id)``:
-the fixed-width hex sorts like the number, UTF-8 sorts like code points, and NUL
-sorts below every character an id may contain (ids never contain NUL). A page is
-one ``ZRANGEBYLEX`` from just after the ``after`` member, which is exact for any
-64-bit time. A float score of ``fires_at_us`` would be exact only up to 2**53 and
-would still need the member order for ties.
+byte by byte. The fixed-width hex sorts like the number, UTF-8 sorts like code
+points, and NUL sorts below every character an id may contain, because ids never
+contain NUL. So the set is ordered by ``(fires_at_us, internal_id, alarm_id)``,
+and a page is one ``ZRANGEBYLEX`` from just after the ``after`` member, exact for
+any 64-bit time. A float score of ``fires_at_us`` would be exact only up to
+2**53 and would still need the member order for ties.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ pytest collects it, and define a ``store_factory`` fixture::
 
 The factory is called with no arguments and returns a store, or an awaitable of a
 store. Every call within one test must open the same backing data: the first call
-sees an empty store, and a later call after ``close()`` is a reopen. Clean the
+returns an empty store, and a later call after ``close()`` is a reopen. Clean the
 backing data up in the fixture's teardown. Set ``durable = True`` when a reopened
-store sees what an earlier store wrote, which enables the durability test.
+store reads what an earlier store wrote, which enables the durability test.
 
 The suite needs ``pytest`` and ``pytest-asyncio`` (the ``test`` extra of simsi);
 its tests carry the ``asyncio`` mark, so they run in pytest-asyncio's strict mode too.
@@ -117,7 +117,7 @@ async def read_shard(store: AlarmStore, shard: int, limit: int = 1000) -> list[A
 class AlarmStoreConformance:
     """Tests every AlarmStore must pass; subclass it and define ``store_factory``."""
 
-    #: Whether a store opened again by the factory sees what an earlier one wrote.
+    #: Whether a store opened again by the factory reads what an earlier one wrote.
     durable: ClassVar[bool] = False
 
     @pytest_asyncio.fixture

@@ -338,3 +338,20 @@ def test_error_text_and_code() -> None:
     assert error.code == 1020
     assert "1020" in str(error)
     assert "conflict" in error.description
+
+
+def test_outage_fails_reads_and_commits() -> None:
+    kv = SimKV()
+    commit_values(kv, {b"k": b"v"})
+    kv.set_available(False)
+    tr = kv.create_transaction()
+    tr.set(b"k", b"during outage")
+    for call in (lambda: tr.get(b"k"), tr.commit):
+        with pytest.raises(SimKVError) as info:
+            call()
+        assert info.value.code == 1031
+        with pytest.raises(SimKVError):
+            tr.on_error(info.value)
+    kv.set_available(True)
+    tr.commit()
+    assert kv.items() == [(b"k", b"during outage")]

@@ -57,7 +57,7 @@ class TestFoundationDBWithFaults(AlarmStoreConformance):
     def store_factory(self, kv: SimKV) -> StoreFactory:
         return sim_factory(kv, rows_per_read=5)
 
-    async def test_faults_were_injected(self, kv: SimKV, store_factory: StoreFactory) -> None:
+    async def test_faults_were_injected(self, kv: SimKV) -> None:
         store = FoundationDBAlarmStore(kv)
         alarms = [make_alarm("i", f"a{n}", n, revision=n) for n in range(40)]
         for alarm in alarms:
@@ -390,3 +390,16 @@ async def test_missing_client_library_is_config_error() -> None:
     store = FoundationDBAlarmStore.open_cluster("/nonexistent/fdb.cluster")
     with pytest.raises(ConfigError, match="client library"):
         await store.get_next_alarms(0)
+
+
+async def test_outage_is_store_unavailable() -> None:
+    kv = SimKV()
+    store = FoundationDBAlarmStore(kv)
+    await store.set_alarm(0, make_alarm("i", "a", 10))
+    kv.set_available(False)
+    with pytest.raises(StoreUnavailableError, match="1031"):
+        await store.get_next_alarms(0)
+    with pytest.raises(StoreUnavailableError, match="1031"):
+        await store.set_alarm(0, make_alarm("i", "b", 10))
+    kv.set_available(True)
+    assert [a.alarm_id for a in await store.get_next_alarms(0)] == ["a"]
