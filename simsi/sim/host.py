@@ -116,6 +116,7 @@ class Incarnation:
             env, clock, component_random(services.seed, f"runtime:{self.label}"), self.label
         )
         self.observer = TraceObserver(self)
+        self.store = services.store.handle(self.runtime, self.label)
         placement = services.placement
         self.manager = InterfaceManager(
             host.host_id,
@@ -123,7 +124,7 @@ class Incarnation:
             placement.shards,
             services.factory,
             runtime=self.runtime,
-            store=services.store.handle(self.runtime, self.label),
+            store=self.store,
             alarm_options=services.alarm_options,
             observer=self.observer,
         )
