@@ -266,9 +266,11 @@ class FoundationDBAlarmStore:
         return await self._db.run(lambda: self._retry_loop(work))
 
     def _retry_loop(self, work: Callable[[KVTransaction, _Attempts], T]) -> T:
+        tr = self._db.create_transaction()
+        # Read after create_transaction: a real cluster defines its error type only
+        # once it is open.
         errors = self._db.error_types
         attempts = _Attempts()
-        tr = self._db.create_transaction()
         while True:
             would_apply = False
             try:

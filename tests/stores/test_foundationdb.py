@@ -189,9 +189,14 @@ def fake_fdb(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         opened["cluster_files"].append(cluster_file)
         return FakeDatabase()
 
-    monkeypatch.setattr(fdb, "api_version", opened["api_versions"].append)
+    def fake_api_version(version: int) -> None:
+        # Like the real bindings, fdb.FDBError exists only once a version is selected.
+        opened["api_versions"].append(version)
+        monkeypatch.setattr(fdb, "FDBError", SimKVError, raising=False)
+
+    monkeypatch.delattr(fdb, "FDBError", raising=False)
+    monkeypatch.setattr(fdb, "api_version", fake_api_version)
     monkeypatch.setattr(fdb, "open", fake_open)
-    monkeypatch.setattr(fdb, "FDBError", SimKVError, raising=False)
     return opened
 
 
@@ -212,6 +217,15 @@ class TestFoundationDBClusterAdapter(AlarmStoreConformance):
         await store.set_alarm(0, make_alarm("i", "a", 1))
         assert fake_fdb["api_versions"] == [710]
         assert fake_fdb["cluster_files"] == ["x.cluster"]
+        await store.close()
+
+    async def test_first_call_retries_conflict(self, fake_fdb: dict[str, Any]) -> None:
+        kv: SimKV = fake_fdb["kv"]
+        kv.inject_commit_error(NOT_COMMITTED)
+        store = FoundationDBAlarmStore.open_cluster(prefix="first")
+        assert await store.set_alarm(0, make_alarm("i", "a", 1)) is True
+        assert kv.stats.retries == 1
+        assert len(await store.get_next_alarms(0)) == 1
         await store.close()
 
 
