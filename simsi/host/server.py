@@ -72,7 +72,7 @@ class HostServer:
         runtime: the manager's runtime (a new ``AsyncioRuntime`` when omitted).
 
     Raises:
-        ConfigError: ``config.app`` cannot be loaded.
+        ConfigError: ``config.app`` cannot be loaded or ``config.store_url`` is invalid.
     """
 
     def __init__(
@@ -89,8 +89,9 @@ class HostServer:
         self.observer = LoggingMetricsObserver(self.metrics)
         self.forwarder = Forwarder(config, self.metrics)
         self._factory = factory or load_factory(config.app)
-        self._given_store = store
-        self._store: AlarmStore | None = None
+        # A store opened here from the URL is closed by drain(); a given one is the caller's.
+        self._owns_store = store is None
+        self._store: AlarmStore = store if store is not None else open_host_store(config.store_url)
         self._runtime = runtime or AsyncioRuntime()
         self._manager: InterfaceManager | None = None
         self._token = config.auth_token.encode() if config.auth_token else None
@@ -169,17 +170,13 @@ class HostServer:
 
     async def _lifespan(self, app: web.Application) -> AsyncIterator[None]:
         config = self.config
-        store = self._given_store
-        if store is None:
-            store = await open_host_store(config.store_url)
-            self._store = store
         self._manager = InterfaceManager(
             config.host_id,
             config.hosts,
             config.shards,
             self._factory,
             runtime=self._runtime,
-            store=store,
+            store=self._store,
             alarm_options=config.alarm_options,
             observer=self.observer,
             request_timeout=config.request_timeout,
@@ -249,7 +246,7 @@ class HostServer:
                     self._manager.live_instances,
                 )
         await self.forwarder.close()
-        if self._store is not None:
+        if self._owns_store:
             try:
                 await self._store.close()
             except Exception as exc:

@@ -231,3 +231,20 @@ def test_serve_help_lists_variables() -> None:
     assert result.returncode == 0
     for variable in ("SIMSI_APP", "SIMSI_PEER_URL", "SIMSI_AUTH_TOKEN", "SIMSI_DRAIN_SECONDS"):
         assert variable in result.stdout
+
+
+def test_serve_exits_2_on_invalid_store_url() -> None:
+    command = [
+        *("serve", "--app", EXAMPLE_APP, "--hosts", "h", "--host-id", "h"),
+        *("--store", "bogus://nowhere", "--listen", "127.0.0.1:0"),
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "simsi.cli", *command],
+        cwd=REPO,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--store / SIMSI_STORE: invalid store URL 'bogus://nowhere'" in result.stderr
