@@ -91,8 +91,12 @@ class Alarm:
         fires_at_us: when the alarm is due, integer microseconds since the epoch.
         meta: JSON-serialisable data handed to ``on_alarm``.
         attempt: how many delivery attempts have failed so far (persisted).
-        revision: an id assigned on every set; conditional updates compare it so a
-            retry or completion never overwrites an alarm that was replaced meanwhile.
+        revision: an id the caller assigns on every set and the store keeps verbatim;
+            conditional updates compare it so a retry or completion never overwrites an
+            alarm that was replaced meanwhile.
+
+    Stores accept ``fires_at_us`` and ``attempt`` from 0 to 2**63 - 1, ``revision`` as
+    a signed 64-bit integer, and ids of at most 1,000 UTF-8 bytes without NUL.
     """
 
     instance_id: str
@@ -125,6 +129,9 @@ class AlarmStore(Protocol):
     Every implementation passes ``simsi.testing.conformance``. Methods may raise
     :class:`~simsi.core.errors.StoreUnavailableError` for transient failures and
     :class:`~simsi.core.errors.CorruptStoreDataError` for rows they cannot decode.
+    ``limit`` must be from 1 to 100,000 (``ValueError`` otherwise). Calls after
+    :meth:`close` raise :class:`~simsi.core.errors.LifecycleError`; closing twice is
+    allowed.
     """
 
     async def get_next_alarms(
