@@ -4,7 +4,7 @@ Prints, for the median of several runs of ``scenarios/quickstart.toml`` on its
 default seed: wall time, SimPy events processed, events per wall second and
 simulated seconds per wall second. Then it runs a bare SimPy model (processes
 that only wait on timeouts, stepped by the same loop the world uses) and prints
-the ratio of the two event rates, which says how much slower an event of the
+the ratio of the two event rates, which shows how much slower an event of the
 simulated cluster (core coroutines, network, store and trace recording) is than
 a bare SimPy timeout. Wall times cover the world's event loop only: building
 the world, the checkers and the digest are not timed.

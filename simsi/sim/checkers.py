@@ -14,8 +14,8 @@ not done is *lost* if its due time plus ``grace_s`` is not after the end of the
 run, and *pending* otherwise. *Duplicates* count handler successes beyond the
 first for one alarm (at-least-once delivery made visible). An alarm's *due time*
 is the true time at which the clock of the incarnation that set it reads its
-``fires_at``, assuming that clock keeps the offset and drift it had at the set
-(a retry sets a new due time in the same way, with the retrying host's clock). A
+``fires_at``, assuming that clock keeps the offset and drift it had at the set.
+A retry sets a new due time in the same way, with the retrying host's clock. A
 fire is *early* if it happens more than :data:`EARLY_TOLERANCE_US` before the
 due time, which catches hosts whose clocks run ahead of the setter's; *lag* is
 the fire's true time minus the due time, for first attempts.
@@ -82,7 +82,8 @@ class SingleInstanceResult:
     first: Overlap | None = None
 
 
-def _holdings(events: Iterable[TraceEvent], end_us: int) -> list[Holding]:
+def holdings(events: Iterable[TraceEvent], end_us: int) -> list[Holding]:
+    """Return every interval in which an incarnation held an instance, for checks and timelines."""
     open_at: dict[tuple[str, str], tuple[str, int]] = {}
     by_inc: dict[str, list[str]] = {}
     result: list[Holding] = []
@@ -112,9 +113,9 @@ def _holdings(events: Iterable[TraceEvent], end_us: int) -> list[Holding]:
 
 def check_single_instance(events: Sequence[TraceEvent], end_us: int) -> SingleInstanceResult:
     """Check that no two incarnations held one instance at overlapping true times."""
-    holdings = _holdings(events, end_us)
+    spans_found = holdings(events, end_us)
     by_instance: dict[str, list[Holding]] = {}
-    for holding in holdings:
+    for holding in spans_found:
         by_instance.setdefault(holding.instance_id, []).append(holding)
     first: Overlap | None = None
     violated = 0
@@ -137,7 +138,7 @@ def check_single_instance(events: Sequence[TraceEvent], end_us: int) -> SingleIn
                 first.instance_id,
             ):
                 first = found
-    return SingleInstanceResult(first is None, len(holdings), violated, first)
+    return SingleInstanceResult(first is None, len(spans_found), violated, first)
 
 
 @dataclass
@@ -218,6 +219,7 @@ def check_alarms(events: Sequence[TraceEvent], end_us: int, grace_s: float) -> A
     fired = early = 0
     max_early_us = 0
     lags: list[float] = []
+
     for event in events:
         kind = event.kind
         if not kind.startswith("alarm_"):
@@ -231,12 +233,14 @@ def check_alarms(events: Sequence[TraceEvent], end_us: int, grace_s: float) -> A
             records[(*ident, record.rev)] = record
             current[ident] = record
             continue
+
         if kind == "alarm_done" and event["rev"] == 0:
             found = current.get(ident)
         else:
             found = records.get((*ident, event["rev"]))
         if found is None:
             continue
+
         if kind == "alarm_fire":
             fired += 1
             found.fires += 1
@@ -252,6 +256,7 @@ def check_alarms(events: Sequence[TraceEvent], end_us: int, grace_s: float) -> A
             found.due_us = event["due_us"]
         elif kind == "alarm_done" and found.done is None:
             found.done = event["reason"]
+
     grace_us = round(grace_s * MICROS)
     lost: list[LostAlarm] = []
     pending = 0
@@ -273,6 +278,7 @@ def check_alarms(events: Sequence[TraceEvent], end_us: int, grace_s: float) -> A
                 )
             else:
                 pending += 1
+
     return AlarmResult(
         set=len(records),
         fired=fired,

@@ -1,12 +1,12 @@
 """Fault schedules as data: each fault is ``(at, kind, host, params)``.
 
-A fault kind is a :class:`FaultKind` in :data:`FAULT_KINDS`: its parameters
-(type, default, bounds), whether it targets a host, how it changes the number
-of live incarnations of that host (checked before the run, so a restart of a
-host that is up is caught while loading), and the function that applies it to
-the world at its true time. Adding a kind means writing one apply function and
-calling :func:`register` with it; the loader, the schedule check and the trace
-pick it up from there.
+A fault kind is a :class:`FaultKind` in :data:`FAULT_KINDS`. It declares its
+parameters (type, default, bounds), whether it targets a host, and how it
+changes the number of live incarnations of that host. That change is checked
+before the run, so a restart of a host that is up is caught while loading. The
+kind's apply function changes the world at the fault's true time. Adding a kind
+means writing one apply function and calling :func:`register` with it. The
+loader, the schedule check and the trace pick it up from there.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from simsi.sim.clock import HostClock
 from simsi.sim.fields import REQUIRED, Table
 
-WHICH_CHOICES = ("all", "oldest", "newest")
-"""Which live incarnations of a host a crash or stop hits."""
+INCARNATION_CHOICES = ("all", "oldest", "newest")
+"""Values of the ``incarnation`` parameter: the live incarnations a crash or stop hits."""
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,12 @@ class Fault:
 
 
 class FaultTarget(Protocol):
-    """What fault kinds may do to a world; :class:`simsi.sim.world.World` implements it."""
+    """The operations fault kinds apply to a world; :class:`simsi.sim.world.World` has them."""
 
-    def crash_host(self, host_id: str, which: str) -> None:
+    def crash_host(self, host_id: str, incarnation: str) -> None:
         """Kill the chosen live incarnations of ``host_id``."""
 
-    def stop_host(self, host_id: str, which: str) -> None:
+    def stop_host(self, host_id: str, incarnation: str) -> None:
         """Gracefully stop the chosen live incarnations of ``host_id``."""
 
     def start_host(self, host_id: str) -> None:
@@ -164,219 +164,24 @@ def apply_fault(world: FaultTarget, fault: Fault) -> None:
     FAULT_KINDS[fault.kind].apply(world, fault)
 
 
-# -- transitions -----------------------------------------------------------------------------
+def param_value(fault: Fault, name: str) -> Any:
+    """Return parameter ``name`` of ``fault``, or its kind's default when the fault omits it.
 
-
-def _needs_up(verb: str) -> Transition:
-    def transition(live: int, params: Mapping[str, Any]) -> int:
-        if live == 0:
-            raise ValueError(f"cannot {verb} it: no incarnation of it is running then")
-        return 0 if params.get("which", "all") == "all" else live - 1
-
-    return transition
-
-
-def _restart(live: int, params: Mapping[str, Any]) -> int:
-    if live:
-        raise ValueError(
-            f"cannot restart it: {live} incarnation(s) of it are still running; crash or stop "
-            "it first, or use kind = 'duplicate_identity' to start a second process"
-        )
-    return 1
-
-
-def _replace(live: int, params: Mapping[str, Any]) -> int:
-    if live != 1:
-        raise ValueError(
-            f"cannot replace it: replace needs exactly 1 running incarnation, not {live}"
-        )
-    return 1
-
-
-def _duplicate(live: int, params: Mapping[str, Any]) -> int:
-    if live == 0:
-        raise ValueError("cannot duplicate it: no incarnation of it is running then; use restart")
-    return live + 1
-
-
-# -- apply functions ------------------------------------------------------------------------
-
-
-def _param(fault: Fault, name: str) -> Any:
+    Raises:
+        KeyError: the fault's kind has no such parameter.
+    """
     for param in FAULT_KINDS[fault.kind].params:
         if param.name == name:
             return fault.params.get(name, param.default)
     raise KeyError(f"fault kind {fault.kind!r} has no parameter {name!r}")
 
 
-def _host(fault: Fault) -> str:
-    if fault.host is None:
-        raise ValueError(f"fault {fault.kind!r} at {fault.at} s needs a host")
-    return fault.host
-
-
-def _apply_crash(world: FaultTarget, fault: Fault) -> None:
-    world.crash_host(_host(fault), _param(fault, "which"))
-
-
-def _apply_stop(world: FaultTarget, fault: Fault) -> None:
-    world.stop_host(_host(fault), _param(fault, "which"))
-
-
-def _apply_restart(world: FaultTarget, fault: Fault) -> None:
-    world.start_host(_host(fault))
-
-
-def _apply_replace(world: FaultTarget, fault: Fault) -> None:
-    world.replace_host(_host(fault), _param(fault, "start_delay_s"))
-
-
-def _apply_rolling_update(world: FaultTarget, fault: Fault) -> None:
-    world.rolling_update(
-        _param(fault, "start_delay_s"), _param(fault, "min_ready_s"), _param(fault, "order")
-    )
-
-
-def _apply_clock_offset(world: FaultTarget, fault: Fault) -> None:
-    world.host_clock(_host(fault)).set_offset(_param(fault, "offset_s"), at=world.now())
-
-
-def _apply_clock_drift(world: FaultTarget, fault: Fault) -> None:
-    world.host_clock(_host(fault)).set_drift_ppm(_param(fault, "drift_ppm"), at=world.now())
-
-
-def _apply_clock_step(world: FaultTarget, fault: Fault) -> None:
-    world.host_clock(_host(fault)).step(_param(fault, "step_s"), at=world.now())
-
-
-def _apply_duplicate(world: FaultTarget, fault: Fault) -> None:
-    world.duplicate_host(_host(fault), _param(fault, "offset_s"), _param(fault, "drift_ppm"))
-
-
-def _apply_store_outage(world: FaultTarget, fault: Fault) -> None:
-    world.store_outage(_param(fault, "duration_s"))
-
-
-_WHICH = Param("which", "all", choices=WHICH_CHOICES, example='which = "oldest"')
-_START_DELAY = Param("start_delay_s", 1.0, minimum=0, unit="seconds", example="start_delay_s = 2")
-
-register(
-    FaultKind(
-        "crash",
-        "kill the host's process: pending work is lost",
-        True,
-        (_WHICH,),
-        _apply_crash,
-        _needs_up("crash"),
-    )
-)
-register(
-    FaultKind(
-        "stop",
-        "stop the host gracefully: drain instances, then exit",
-        True,
-        (_WHICH,),
-        _apply_stop,
-        _needs_up("stop"),
-    )
-)
-register(
-    FaultKind(
-        "restart", "start a new process for a host that is down", True, (), _apply_restart, _restart
-    )
-)
-register(
-    FaultKind(
-        "replace",
-        "stop the host gracefully, then start its replacement",
-        True,
-        (_START_DELAY,),
-        _apply_replace,
-        _replace,
-    )
-)
-register(
-    FaultKind(
-        "rolling_update",
-        "replace every host one at a time, waiting for each replacement to be ready",
-        False,
-        (
-            _START_DELAY,
-            Param("min_ready_s", 5.0, minimum=0, unit="seconds", example="min_ready_s = 5"),
-            Param(
-                "order",
-                "descending",
-                choices=("descending", "ascending"),
-                example='order = "descending"',
-            ),
-        ),
-        _apply_rolling_update,
-    )
-)
-register(
-    FaultKind(
-        "clock_offset",
-        "set the host clock's offset from true time",
-        True,
-        (Param("offset_s", unit="seconds", example="offset_s = 2.5"),),
-        _apply_clock_offset,
-    )
-)
-register(
-    FaultKind(
-        "clock_drift",
-        "set the host clock's rate error",
-        True,
-        (
-            Param(
-                "drift_ppm",
-                minimum=-1_000_000,
-                above=True,
-                unit="parts per million",
-                example="drift_ppm = 200",
-            ),
-        ),
-        _apply_clock_drift,
-    )
-)
-register(
-    FaultKind(
-        "clock_step",
-        "jump the host clock forward or back",
-        True,
-        (Param("step_s", unit="seconds", example="step_s = -3"),),
-        _apply_clock_step,
-    )
-)
-register(
-    FaultKind(
-        "duplicate_identity",
-        "start a second process claiming the host's name while the first one runs",
-        True,
-        (
-            Param("offset_s", 0.0, unit="seconds", example="offset_s = 0.5"),
-            Param(
-                "drift_ppm",
-                0.0,
-                minimum=-1_000_000,
-                above=True,
-                unit="parts per million",
-                example="drift_ppm = 0",
-            ),
-        ),
-        _apply_duplicate,
-        _duplicate,
-    )
-)
-register(
-    FaultKind(
-        "store_outage",
-        "make the alarm store unavailable for a while",
-        False,
-        (Param("duration_s", minimum=0, above=True, unit="seconds", example="duration_s = 5"),),
-        _apply_store_outage,
-    )
-)
+def fault_params(fault: Fault) -> dict[str, Any]:
+    """Return every parameter of ``fault``, defaults filled in."""
+    return {
+        param.name: fault.params.get(param.name, param.default)
+        for param in FAULT_KINDS[fault.kind].params
+    }
 
 
 # -- reading and checking ---------------------------------------------------------------------
@@ -435,3 +240,7 @@ def check_schedule(faults: Sequence[Fault], hosts: Sequence[str]) -> list[tuple[
         except ValueError as exc:
             problems.append((index, f"{fault.kind} of {fault.host!r} at {fault.at:g} s: {exc}"))
     return problems
+
+
+# Registers the built-in kinds; at the end because that module imports this one.
+from simsi.sim import fault_kinds  # noqa: E402, F401

@@ -3,9 +3,9 @@
 A :class:`SimHost` is a host id with a machine clock. Each process that runs as
 that host is an :class:`Incarnation` with its own
 :class:`~simsi.sim.runtime.SimRuntime`, store handle and
-:class:`~simsi.core.manager.InterfaceManager`. A restart makes a new incarnation;
-a duplicate host identity is a second incarnation of the same host id running
-at the same time (on another machine, with its own clock).
+:class:`~simsi.core.manager.InterfaceManager`. A restart makes a new incarnation.
+A duplicate host identity is a second incarnation of the same host id running
+at the same time, on another machine with its own clock.
 
 Only a *ready* incarnation (started, first alarm pages loaded, not stopping)
 receives messages, as a Kubernetes Service routes only to ready pods.
@@ -46,7 +46,7 @@ class IncarnationState(enum.Enum):
 
 @dataclass
 class HostServices:
-    """What every incarnation shares: the world's clock, trace, store and configuration.
+    """The world's parts every incarnation shares: clock, trace, store and configuration.
 
     Attributes:
         env: the SimPy environment.

@@ -47,7 +47,7 @@ Rule = Callable[[Message], str | None]
 
 Deliver = Callable[[Message], Callable[[], None] | None]
 """Finds the receiver of an arrived message: returns the call that hands it over,
-or ``None`` when nobody listens at the destination."""
+or ``None`` when no process listens at the destination."""
 
 
 class Network:

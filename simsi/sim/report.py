@@ -184,6 +184,7 @@ def format_report(result: SimResult) -> str:
     requests = data["requests"]
     run = data["run"]
     where = f" ({data['path']})" if data["path"] else ""
+
     lines = [
         f"scenario {data['scenario']}{where}, seed {data['seed']}",
         f"trace digest {data['digest']}",
@@ -194,6 +195,7 @@ def format_report(result: SimResult) -> str:
     ]
     if single["first_overlap"] is not None:
         lines.append(f"    first counterexample: {single['first_overlap']['description']}")
+
     lines.append(
         f"  routing          {_verdict(routing['holds']):8}  {routing['misrouted']} served by a "
         f"non-owner, {routing['not_owner']} rejected as not owner"
@@ -205,6 +207,7 @@ def format_report(result: SimResult) -> str:
             f"{first_misrouted['instance']!r} served by {first_misrouted['served_by']}, "
             f"owner {first_misrouted['owner']}"
         )
+
     lines.append(
         f"  alarm delivery   {_verdict(alarms['holds']):8}  {alarms['lost']} lost, "
         f"{alarms['stored_at_end']} still stored at the end"
@@ -216,6 +219,7 @@ def format_report(result: SimResult) -> str:
         )
     if alarms["lost"] > LOST_ALARMS_SHOWN:
         lines.append(f"    ... and {alarms['lost'] - LOST_ALARMS_SHOWN} more (use --json)")
+
     outcomes = ", ".join(f"{name} {count}" for name, count in requests["client_outcomes"].items())
     lines += [
         "",
@@ -233,6 +237,7 @@ def format_report(result: SimResult) -> str:
         "",
         "expectations",
     ]
+
     if not data["expectations"]:
         lines.append("  none set in [expect]")
     for verdict in data["expectations"]:

@@ -2,9 +2,9 @@
 
 Every random choice in a simulation comes from one seed. Each component (the
 network, the workload, one host incarnation's runtime, ...) gets its own
-``random.Random`` seeded from SHA-256 of ``"{seed}:{component}"``, so adding
-random draws to one component never shifts the draws of another, and the seeds
-do not depend on ``PYTHONHASHSEED`` the way ``hash()`` would.
+``random.Random`` seeded from SHA-256 of ``"{seed}:{component}"``. Adding random
+draws to one component therefore never shifts the draws of another. Unlike
+``hash()``, SHA-256 does not depend on ``PYTHONHASHSEED``.
 """
 
 from __future__ import annotations

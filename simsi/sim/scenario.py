@@ -86,7 +86,7 @@ class WorkloadSpec:
     Attributes:
         instances: number of instance ids, ``inst-0`` to ``inst-{instances-1}``.
         request_rate: requests per second over the whole cluster (Poisson arrivals).
-        alarms_per_request: alarms each request asks the instance to set.
+        alarms_per_request: alarms each request tells the instance to set.
         alarm_delay_s: each alarm is due this many host-clock seconds after the request.
         request_timeout_s: a client gives up on a request after this many true seconds.
     """
@@ -120,9 +120,10 @@ class Expectations:
         single_instance: ``"holds"`` or ``"violated"``.
         routing: ``"holds"`` (no request served by a non-owner) or ``"violated"``.
         alarms_lost: the exact number of lost alarms.
-        max_alarm_duplicates: the most alarm handler runs beyond the first one allowed.
-        max_early_fires: the most alarms allowed to fire before their due true time.
-        min_requests_served: the fewest requests that must be served successfully.
+        max_alarm_duplicates: the maximum number of successful alarm handler runs beyond
+            the first one of each alarm.
+        max_early_fires: the maximum number of fires before their alarm's due true time.
+        min_requests_served: the minimum number of requests served successfully.
         alarm_grace_s: an alarm not done this many true seconds after it was due
             counts as lost; one due later is only pending when the run ends.
     """
@@ -177,7 +178,7 @@ def load_scenario(path: str | Path) -> Scenario:
 
     Raises:
         ScenarioError: the file is missing, is not valid TOML, or has a missing,
-            unknown or invalid key; the message names the file, key, value and fix.
+            unknown or invalid key. The message names the file, key, value and fix.
     """
     name = str(path)
     try:

@@ -32,7 +32,7 @@ handler_failed host, inc, inst, handler, error
 error          host, inc, where, error (an error swallowed by a host)
 ============== ===============================================================
 
-``fires_at_us`` is a host-clock reading (epoch microseconds); ``due_us`` is the
+``fires_at_us`` is a host-clock reading in epoch microseconds. ``due_us`` is the
 true time at which the setting host's clock reads ``fires_at_us``, assuming that
 clock keeps the offset and drift it had when the alarm was set.
 
@@ -66,10 +66,20 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+def _zero_time() -> float:
+    return 0.0
+
+
 class TraceEvent:
     """One trace event: true time in microseconds, sequence number, kind and fields."""
 
     __slots__ = ("fields", "kind", "seq", "t_us")
+
+    def __getstate__(self) -> tuple[int, int, str, dict[str, Any]]:
+        return (self.t_us, self.seq, self.kind, self.fields)
+
+    def __setstate__(self, state: tuple[int, int, str, dict[str, Any]]) -> None:
+        self.t_us, self.seq, self.kind, self.fields = state
 
     def __init__(self, t_us: int, seq: int, kind: str, fields: dict[str, Any]) -> None:
         self.t_us = t_us
@@ -115,8 +125,17 @@ class Trace:
     """
 
     def __init__(self, now: Callable[[], float] | None = None) -> None:
-        self._now = now or (lambda: 0.0)
+        self._now = now or _zero_time
         self._events: list[TraceEvent] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The clock function is a closure over the SimPy environment, which does not
+        # pickle; a trace sent to another process (a sweep worker's result) drops it.
+        return {"_events": self._events}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._events = state["_events"]
+        self._now = _zero_time
 
     def record(self, kind: str, **fields: Any) -> TraceEvent:
         """Append an event of ``kind`` at the current true time and return it."""

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 class CounterInterface(StableInterface):
-    """The built-in interface: counts requests and sets the alarms each request asks for."""
+    """The built-in interface: counts requests and sets the alarms each request lists."""
 
     def __init__(self, instance_id: str) -> None:
         super().__init__(instance_id)
@@ -88,7 +88,7 @@ def resolve_interface(spec: str) -> Callable[[str], StableInterface]:
 
 @dataclass(slots=True)
 class PendingRequest:
-    """A request the client sent and has no answer for yet."""
+    """A request the client sent and has no response or timeout for yet."""
 
     rid: int
     instance_id: str

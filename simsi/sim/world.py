@@ -26,7 +26,7 @@ import simpy
 from simsi.core.placement import Placement
 from simsi.sim.checkers import CheckResults, check_all
 from simsi.sim.clock import HostClock
-from simsi.sim.faults import FAULT_KINDS, Fault, apply_fault
+from simsi.sim.faults import Fault, apply_fault, fault_params
 from simsi.sim.host import HostServices, Incarnation, IncarnationState, SimHost
 from simsi.sim.network import Message, Network
 from simsi.sim.rng import component_random
@@ -99,6 +99,7 @@ class World:
             scenario = scenario.with_seed(seed)
         self.scenario = scenario
         self.seed = scenario.run.seed
+
         self.env = simpy.Environment()
         self.trace = Trace(lambda: self.env.now)
         cluster = scenario.cluster
@@ -106,6 +107,7 @@ class World:
         self.store = SimAlarmStore(
             self.env, self.trace, self._random("store"), scenario.store.latency_ms
         )
+
         self.network = Network(
             self.env,
             self.trace,
@@ -123,6 +125,7 @@ class World:
             true_owner=self.placement.owner,
             respond=self._respond,
         )
+
         self.hosts = {host_id: SimHost(host_id, HostClock()) for host_id in self.placement.hosts}
         self.client = Client(
             self.env,
@@ -148,6 +151,7 @@ class World:
             Incarnation(self.services, host, host.clock).start()
         self.client.start()
         self.env.process(self._fault_schedule(self.scenario.faults))
+
         env = self.env
         events = 0
         while env.peek() <= end:
@@ -156,6 +160,7 @@ class World:
         env.run(until=end)
         self.events_processed = events
         wall = time.perf_counter() - started
+
         end_us = round(end * MICROS)
         expect = self.scenario.expect
         checks = check_all(self.trace.events, end_us, expect.alarm_grace_s)
@@ -170,6 +175,7 @@ class World:
             store_failures=self.store.failures,
             stored_alarms_left=len(self.store.all_alarms(self.placement.shards)),
         )
+
         logger.debug(
             "run of %r seed %d: %d events in %.3f s", self.scenario.name, self.seed, events, wall
         )
@@ -180,10 +186,7 @@ class World:
         for _index, fault in indexed:
             if fault.at > self.env.now:
                 yield self.env.timeout(fault.at - self.env.now)
-            params = {
-                param.name: fault.params.get(param.name, param.default)
-                for param in FAULT_KINDS[fault.kind].params
-            }
+            params = fault_params(fault)
             self.trace.record("fault", fault=fault.kind, host=fault.host, params=params)
             apply_fault(self, fault)
 
@@ -220,26 +223,26 @@ class World:
     def _skip(self, reason: str) -> None:
         self.trace.record("fault_skipped", reason=reason)
 
-    def _pick(self, host_id: str, which: str) -> list[Incarnation]:
+    def _pick(self, host_id: str, incarnation: str) -> list[Incarnation]:
         live = self.hosts[host_id].live()
         if not live:
             self._skip(f"no live incarnation of {host_id!r}")
             return []
-        if which == "oldest":
+        if incarnation == "oldest":
             return live[:1]
-        if which == "newest":
+        if incarnation == "newest":
             return live[-1:]
         return live
 
-    def crash_host(self, host_id: str, which: str) -> None:
-        """Kill the chosen live incarnations of ``host_id``."""
-        for incarnation in self._pick(host_id, which):
-            incarnation.crash()
+    def crash_host(self, host_id: str, incarnation: str) -> None:
+        """Kill the live incarnations of ``host_id`` chosen by ``incarnation`` (all/oldest/newest)."""
+        for chosen in self._pick(host_id, incarnation):
+            chosen.crash()
 
-    def stop_host(self, host_id: str, which: str) -> None:
-        """Gracefully stop the chosen live incarnations of ``host_id``."""
-        for incarnation in self._pick(host_id, which):
-            incarnation.stop()
+    def stop_host(self, host_id: str, incarnation: str) -> None:
+        """Gracefully stop the live incarnations of ``host_id`` chosen by ``incarnation``."""
+        for chosen in self._pick(host_id, incarnation):
+            chosen.stop()
 
     def start_host(self, host_id: str) -> None:
         """Start a new incarnation of ``host_id`` on its machine's clock."""

@@ -67,7 +67,8 @@ def test_single_instance_overlap_reported_with_ids_and_times() -> None:
     assert (first.first.host, first.second.host) == ("host-1", "host-1")
     assert (first.start_us, first.end_us) == (5 * S, 8 * S)
     assert "inst-1" in first.describe()
-    assert "host-1#0" in first.describe() and "host-1#1" in first.describe()
+    assert "host-1#0" in first.describe()
+    assert "host-1#1" in first.describe()
 
 
 def test_single_instance_crash_then_restart_holds() -> None:

@@ -47,7 +47,8 @@ def test_quickstart_text_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert "scenario quickstart" in out
     assert "single instance  holds" in out
     assert "alarm delivery   holds" in out
-    assert "lag p50" in out and "p99" in out
+    assert "lag p50" in out
+    assert "p99" in out
     assert "simulated s per wall s" in out
     assert "result: expectations met" in out
 
@@ -59,7 +60,8 @@ def test_surge_report_names_counterexample(capsys: pytest.CaptureFixture[str]) -
     assert code == 0
     assert "single instance  violated" in out
     assert "first counterexample: instance 'inst-" in out
-    assert "host-1#0" in out and "host-1#1" in out
+    assert "host-1#0" in out
+    assert "host-1#1" in out
     assert "single_instance = 'violated': got 'violated', met" in out
 
 

@@ -246,7 +246,7 @@ def test_fault_unknown_param_rejected(tmp_path: Path) -> None:
     )
 
     assert error.key == "faults[0].delay"
-    assert "Valid keys: at, host, kind, which" in str(error)
+    assert "Valid keys: at, host, incarnation, kind" in str(error)
 
 
 def test_fault_missing_required_param(tmp_path: Path) -> None:
@@ -321,7 +321,7 @@ def test_scenario_error_is_config_error() -> None:
 def test_schedule_duplicate_then_stop_oldest_is_valid() -> None:
     faults = [
         Fault(1, "duplicate_identity", "host-1"),
-        Fault(2, "stop", "host-1", {"which": "oldest"}),
+        Fault(2, "stop", "host-1", {"incarnation": "oldest"}),
         Fault(3, "crash", "host-1"),
         Fault(4, "restart", "host-1"),
     ]
