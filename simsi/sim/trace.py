@@ -30,6 +30,11 @@ alarm_done     inst, alarm, rev, host, inc, reason (rev 0 on cancel: any revisio
 store_failed   host, inc, op, shard, error
 handler_failed host, inc, inst, handler, error
 error          host, inc, where, error (an error swallowed by a host)
+effect_rejected inc, effect (a killed incarnation tried to write to the store)
+store_outage   until_us (true time at which the outage ends)
+fault_skipped  reason (a fault found the host in a state it cannot apply to)
+rollout_step   host (a rolling update starts replacing this host)
+rollout_done   (a rolling update replaced its last host)
 ============== ===============================================================
 
 ``fires_at_us`` is a host-clock reading in epoch microseconds. ``due_us`` is the
@@ -37,7 +42,7 @@ true time at which the setting host's clock reads ``fires_at_us``, assuming that
 clock keeps the offset and drift it had when the alarm was set.
 
 The canonical encoding of an event is JSON with sorted keys, no spaces, ASCII
-only and floats rounded to 6 decimals; the digest is SHA-256 over the canonical
+only and floats rounded to 6 decimals. The digest is SHA-256 over the canonical
 lines, each followed by a newline. Nothing in it depends on ``PYTHONHASHSEED``.
 """
 
@@ -130,7 +135,7 @@ class Trace:
 
     def __getstate__(self) -> dict[str, Any]:
         # The clock function is a closure over the SimPy environment, which does not
-        # pickle; a trace sent to another process (a sweep worker's result) drops it.
+        # pickle. A trace sent to another process (a sweep worker's result) drops it.
         return {"_events": self._events}
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import simpy
 
+from simsi.core.errors import LifecycleError
 from simsi.core.placement import Placement
 from simsi.sim.checkers import CheckResults, check_all
 from simsi.sim.clock import HostClock
@@ -137,6 +138,7 @@ class World:
             scenario.run.duration_s,
         )
         self.events_processed = 0
+        self._ran = False
 
     def _random(self, component: str) -> Any:
         return component_random(self.seed, component)
@@ -144,7 +146,17 @@ class World:
     # -- running ---------------------------------------------------------------------------
 
     def run(self) -> SimResult:
-        """Run the scenario to its end and check the trace."""
+        """Run the scenario to its end and check the trace.
+
+        Raises:
+            LifecycleError: the world has already run; build a new one to run again.
+        """
+        if self._ran:
+            raise LifecycleError(
+                f"world of scenario {self.scenario.name!r} has already run; "
+                "build a new World (or call run_scenario) for another run"
+            )
+        self._ran = True
         started = time.perf_counter()
         end = self.scenario.run.end_s
         for host in self.hosts.values():

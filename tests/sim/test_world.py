@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from simsi.core.alarms import Alarm, DoneReason
-from simsi.core.errors import DeadIncarnationError
+from simsi.core.errors import DeadIncarnationError, LifecycleError
 from simsi.core.placement import Placement, internal_id
 from simsi.sim.faults import Fault
 from simsi.sim.host import Incarnation, IncarnationState
@@ -337,3 +337,11 @@ def test_stale_client_view_counts_not_owner() -> None:
     assert routing.not_owner > 0
     assert routing.client_outcomes["not_owner"] == routing.not_owner
     assert routing.holds
+
+
+def test_world_runs_only_once() -> None:
+    world = World(small(run=RunSpec(duration_s=1, drain_s=0)))
+    world.run()
+
+    with pytest.raises(LifecycleError, match="already run"):
+        world.run()
