@@ -152,6 +152,16 @@ def report_dict(result: SimResult) -> dict[str, Any]:
             ),
             "not_owner": routing.not_owner,
         },
+        "faults": {
+            "applied": [
+                {"at_s": event.t, "kind": event["fault"], "host": event["host"]}
+                for event in result.trace.of_kind("fault")
+            ],
+            "skipped": [
+                {"at_s": event.t, "reason": event["reason"]}
+                for event in result.trace.of_kind("fault_skipped")
+            ],
+        },
         "requests": {
             "sent": routing.sent,
             "served": routing.served,
@@ -231,12 +241,15 @@ def format_report(result: SimResult) -> str:
         f"p99 {_fmt_s(alarms['lag_p99_s'])}, max {_fmt_s(alarms['lag_max_s'])}",
         f"requests  sent {requests['sent']}, served {requests['served']}; "
         f"client saw: {outcomes or 'nothing'}",
+        f"faults    {len(data['faults']['applied'])} applied, "
+        f"{len(data['faults']['skipped'])} skipped",
         f"run       {run['sim_s']:g} simulated s in {run['wall_s']:.3f} wall s "
         f"({run['sim_s_per_wall_s']:.0f} simulated s per wall s), {run['events']} events, "
         f"{run['trace_events']} trace events",
-        "",
-        "expectations",
     ]
+    for skipped in data["faults"]["skipped"]:
+        lines.append(f"    fault skipped at {skipped['at_s']:.3f} s: {skipped['reason']}")
+    lines += ["", "expectations"]
 
     if not data["expectations"]:
         lines.append("  none set in [expect]")

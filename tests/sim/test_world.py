@@ -13,7 +13,7 @@ from simsi.core.errors import DeadIncarnationError, LifecycleError
 from simsi.core.placement import Placement, internal_id
 from simsi.sim.faults import Fault
 from simsi.sim.host import Incarnation, IncarnationState
-from simsi.sim.report import evaluate, expectations_met
+from simsi.sim.report import evaluate, expectations_met, format_report, report_dict
 from simsi.sim.scenario import (
     ClusterSpec,
     Expectations,
@@ -345,3 +345,21 @@ def test_world_runs_only_once() -> None:
 
     with pytest.raises(LifecycleError, match="already run"):
         world.run()
+
+
+def test_restart_of_running_host_skipped() -> None:
+    world = World(small())
+    world.env.process(_restart_at_5s(world))
+
+    result = world.run()
+
+    skipped = report_dict(result)["faults"]["skipped"]
+    assert len(skipped) == 1
+    assert skipped[0]["at_s"] == 5.0
+    assert "'host-0'" in skipped[0]["reason"]
+    assert "fault skipped at 5.000 s" in format_report(result)
+
+
+def _restart_at_5s(world: World):  # type: ignore[no-untyped-def]
+    yield world.env.timeout(5.0)
+    world.start_host("host-0")
