@@ -9,6 +9,7 @@ reads one key, checks its type and range, and remembers the key;
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -241,3 +242,48 @@ def _describe_bounds(
         parts.append(f"{'<' if below else '<='} {maximum:g}")
     text = "a number" + (" " + " and ".join(parts) if parts else "")
     return text + (f" ({unit})" if unit else "")
+
+
+def format_toml(data: Mapping[str, Any]) -> str:
+    """Return ``data`` as TOML text: top-level values, then tables, then arrays of tables.
+
+    Handles the value types scenarios use: strings, booleans, numbers, ``None``
+    (left out), lists of those, tables, and lists of tables.
+
+    Raises:
+        TypeError: a value has another type.
+    """
+    lines: list[str] = []
+    tables: list[tuple[str, Mapping[str, Any]]] = []
+    arrays: list[tuple[str, list[Mapping[str, Any]]]] = []
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            tables.append((key, value))
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            arrays.append((key, value))
+        elif value is not None:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for key, table in tables:
+        lines += ["", f"[{key}]"]
+        lines += [f"{name} = {_toml_value(v)}" for name, v in table.items() if v is not None]
+    for key, items in arrays:
+        for item in items:
+            lines += ["", f"[[{key}]]"]
+            lines += [f"{name} = {_toml_value(v)}" for name, v in item.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise TypeError(f"cannot write {value!r} as a scenario value; use a finite number")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} as a scenario value")

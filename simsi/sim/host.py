@@ -103,9 +103,17 @@ class Incarnation:
         services: what the world shares with every incarnation.
         host: the host this process claims to be.
         clock: the clock of the machine it runs on.
+        placement: the cluster configuration this process routes by; defaults to
+            ``services.placement`` (a config rollout or a second fleet passes its own).
     """
 
-    def __init__(self, services: HostServices, host: SimHost, clock: HostClock) -> None:
+    def __init__(
+        self,
+        services: HostServices,
+        host: SimHost,
+        clock: HostClock,
+        placement: Placement | None = None,
+    ) -> None:
         self.services = services
         self.host = host
         self.number = len(host.incarnations)
@@ -117,7 +125,7 @@ class Incarnation:
         )
         self.observer = TraceObserver(self)
         self.store = services.store.handle(self.runtime, self.label)
-        placement = services.placement
+        placement = placement or services.placement
         self.manager = InterfaceManager(
             host.host_id,
             list(placement.hosts),

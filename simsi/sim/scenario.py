@@ -47,7 +47,7 @@ from typing import Any
 from simsi.core.errors import ConfigError, ScenarioError
 from simsi.core.placement import Placement
 from simsi.sim.faults import Fault, check_schedule, read_fault
-from simsi.sim.fields import Table
+from simsi.sim.fields import Table, format_toml
 from simsi.sim.workload import BUILTIN_INTERFACES, resolve_interface
 
 VERDICTS = ("holds", "violated")
@@ -171,6 +171,14 @@ class Scenario:
         data["expect"] = {key: value for key, value in expect.items() if value is not None}
         data["faults"] = [fault.to_dict() for fault in self.faults]
         return data
+
+    def to_toml(self) -> str:
+        """Return the scenario as the text of a TOML file that :func:`load_scenario` reads back."""
+        text = format_toml(self.to_dict())
+        if not self.description:
+            return text
+        header = "\n".join(f"# {line}".rstrip() for line in self.description.splitlines())
+        return f"{header}\n\n{text}"
 
 
 def load_scenario(path: str | Path) -> Scenario:

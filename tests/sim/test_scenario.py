@@ -355,3 +355,24 @@ def test_fault_to_dict_is_flat() -> None:
         "kind": "clock_step",
         "step_s": -2.0,
     }
+
+
+@pytest.mark.parametrize(
+    "name", ["quickstart", "statefulset-rolling-update", "deployment-surge-duplicate-identity"]
+)
+def test_to_toml_round_trips(name: str, tmp_path: Path) -> None:
+    scenario = load_scenario(SCENARIOS / f"{name}.toml")
+    path = write(tmp_path, scenario.to_toml(), f"{name}.toml")
+
+    again = load_scenario(path)
+
+    assert dataclasses.replace(again, path=scenario.path) == scenario
+
+
+def test_to_toml_writes_description_as_header() -> None:
+    scenario = Scenario(description="a crash during a deploy")
+
+    text = scenario.to_toml()
+
+    assert text.startswith("# a crash during a deploy\n")
+    assert 'description = "a crash during a deploy"' in text
