@@ -86,7 +86,7 @@ class WorkloadSpec:
     Attributes:
         instances: number of instance ids, ``inst-0`` to ``inst-{instances-1}``.
         request_rate: requests per second over the whole cluster (Poisson arrivals).
-        alarms_per_request: alarms each request tells the instance to set.
+        alarms_per_request: alarms the instance sets per request.
         alarm_delay_s: each alarm is due this many host-clock seconds after the request.
         request_timeout_s: a client gives up on a request after this many true seconds.
     """
@@ -124,8 +124,8 @@ class Expectations:
             the first one of each alarm.
         max_early_fires: the maximum number of fires before their alarm's due true time.
         min_requests_served: the minimum number of requests served successfully.
-        alarm_grace_s: an alarm not done this many true seconds after it was due
-            counts as lost; one due later is only pending when the run ends.
+        alarm_grace_s: true seconds after its due time at which an alarm not done
+            counts as lost. An alarm due later than that before the end is only pending.
     """
 
     single_instance: str | None = None
