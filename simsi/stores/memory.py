@@ -87,6 +87,32 @@ class MemoryAlarmStore:
         data.rows[ident] = _Row(alarm.with_changes(meta=None), meta_text)
         return True
 
+    async def set_alarms(self, shard: int, alarms: list[Alarm]) -> None:
+        """Create or replace every alarm of ``alarms`` in ``shard``, atomically.
+
+        Alarms are written in list order, so a later alarm with the same ids wins.
+        Every alarm is validated before any is written.
+        """
+        check_shard(shard)
+        meta_texts = [check_alarm(shard, alarm) for alarm in alarms]
+        self._lifecycle.check_open()
+        if not alarms:
+            return
+        data = self._shards.setdefault(shard, _Shard())
+        # A small batch is inserted by binary search; a large one re-sorts the
+        # shard's keys once, which costs less than one insort per alarm.
+        small = len(alarms) * 8 < len(data.order)
+        for alarm, meta_text in zip(alarms, meta_texts, strict=True):
+            ident = (alarm.internal_id, alarm.alarm_id)
+            old = data.rows.get(ident)
+            if small:
+                if old is not None:
+                    del data.order[bisect.bisect_left(data.order, old.alarm.key)]
+                bisect.insort(data.order, alarm.key)
+            data.rows[ident] = _Row(alarm.with_changes(meta=None), meta_text)
+        if not small:
+            data.order = sorted(row.alarm.key for row in data.rows.values())
+
     async def mark_alarm_done(
         self,
         shard: int,

@@ -176,6 +176,38 @@ class PostgresAlarmStore:
         )
         return await self._execute(self._sql["update_if_revision"], params) == 1
 
+    async def set_alarms(self, shard: int, alarms: list[Alarm]) -> None:
+        """Create or replace every alarm of ``alarms`` in ``shard`` in one transaction.
+
+        The upserts are sent with ``executemany``, which psycopg pipelines, so the
+        batch costs about one round trip. Alarms are written in list order, so a
+        later alarm with the same ids wins. Every alarm is validated before any is
+        written, and a failure rolls the whole batch back.
+        """
+        check_shard(shard)
+        rows = [
+            (
+                shard,
+                alarm.internal_id,
+                alarm.alarm_id,
+                alarm.instance_id,
+                alarm.fires_at_us,
+                check_alarm(shard, alarm),
+                alarm.attempt,
+                alarm.revision,
+            )
+            for alarm in alarms
+        ]
+        self._lifecycle.check_open()
+        if not rows:
+            return
+        pool = await self._ready()
+        try:
+            async with pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+                await cursor.executemany(self._sql["upsert"], rows)
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise self._translate(exc) from exc
+
     async def mark_alarm_done(
         self,
         shard: int,

@@ -49,6 +49,9 @@ from simsi.stores._common import (
 
 _MAX_POSITION_TIME = 16**16 - 1
 
+#: Alarms per ``MULTI``/``EXEC`` block of :meth:`RedisAlarmStore.set_alarms`.
+BULK_BLOCK = 1000
+
 
 class RedisAlarmStore:
     """An :class:`~simsi.core.alarms.AlarmStore` in Redis; see the module docstring.
@@ -165,6 +168,57 @@ class RedisAlarmStore:
         ]
         reply = await self._call(self._set_script, self._alarm_keys(shard, ident), args)
         return bool(reply)
+
+    async def set_alarms(self, shard: int, alarms: list[Alarm]) -> None:
+        """Create or replace every alarm of ``alarms`` in ``shard``.
+
+        Runs the ``set_alarm`` script once per alarm, pipelined in ``MULTI``/``EXEC``
+        blocks of :data:`BULK_BLOCK` alarms, so no other client's command runs inside
+        a block. If a block fails, the blocks before it stay written. Alarms are
+        written in list order, so a later alarm with the same ids wins. Every alarm
+        is validated before any is written.
+        """
+        check_shard(shard)
+        calls: list[tuple[list[bytes], list[Any]]] = []
+        for alarm in alarms:
+            meta = check_alarm(shard, alarm)
+            ident = _ident(alarm.internal_id, alarm.alarm_id)
+            args: list[Any] = [
+                ident,
+                _position(*alarm.key),
+                alarm.instance_id,
+                alarm.fires_at_us,
+                meta,
+                alarm.attempt,
+                alarm.revision,
+                "",
+            ]
+            calls.append((self._alarm_keys(shard, ident), args))
+        self._lifecycle.check_open()
+        for start in range(0, len(calls), BULK_BLOCK):
+            block = calls[start : start + BULK_BLOCK]
+            try:
+                if not self._fsync_checked:
+                    await self._check_fsync()
+                async with self._client.pipeline(transaction=True) as pipe:
+                    for keys, args in block:
+                        await self._set_script(keys=keys, args=args, client=pipe)
+                    await pipe.execute()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                raise StoreUnavailableError(
+                    f"{self._where} is unreachable: {exc}; {start} of {len(calls)} alarms were "
+                    "written; check that the server is running, then retry"
+                ) from exc
+            except redis.exceptions.ResponseError as exc:
+                if redis_scripts.CORRUPT_MARKER in str(exc):
+                    raise CorruptStoreDataError(
+                        f"{self._where}: shard {shard}: {exc}; that alarm was not written, the "
+                        "other alarms of its block were. Delete or repair the alarm hash that "
+                        "lacks its pos field."
+                    ) from exc
+                raise StoreError(f"{self._where} failed: {exc}") from exc
+            except redis.exceptions.RedisError as exc:
+                raise StoreError(f"{self._where} failed: {type(exc).__name__}: {exc}") from exc
 
     async def mark_alarm_done(
         self,

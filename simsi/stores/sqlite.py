@@ -188,6 +188,31 @@ class SQLiteAlarmStore:
         )
         return await self._run(self._execute, _UPDATE_IF_REVISION, params) == 1
 
+    async def set_alarms(self, shard: int, alarms: list[Alarm]) -> None:
+        """Create or replace every alarm of ``alarms`` in ``shard`` in one transaction.
+
+        Alarms are written in list order, so a later alarm with the same ids wins.
+        Every alarm is validated before any is written, and a failure rolls the
+        whole batch back.
+        """
+        check_shard(shard)
+        rows = [
+            (
+                shard,
+                alarm.internal_id,
+                alarm.alarm_id,
+                alarm.instance_id,
+                alarm.fires_at_us,
+                check_alarm(shard, alarm),
+                alarm.attempt,
+                alarm.revision,
+            )
+            for alarm in alarms
+        ]
+        self._lifecycle.check_open()
+        if rows:
+            await self._run(self._execute_many, _UPSERT, rows)
+
     async def mark_alarm_done(
         self,
         shard: int,
@@ -290,6 +315,17 @@ class SQLiteAlarmStore:
 
     def _execute(self, sql: str, params: tuple[Any, ...]) -> int:
         return self._connection().execute(sql, params).rowcount
+
+    def _execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(sql, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def _close_connection(self) -> None:
         if self._conn is not None:

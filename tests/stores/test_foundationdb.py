@@ -23,6 +23,7 @@ from simsi.core.errors import (
 from simsi.sim.kv import COMMIT_UNKNOWN_RESULT, NOT_COMMITTED, ManualClock, SimKV, SimKVError
 from simsi.stores import FoundationDBAlarmStore
 from simsi.testing.conformance import AlarmStoreConformance, StoreFactory, make_alarm
+from tests.stores.bulk_conformance import BulkWriteConformance
 
 T = TypeVar("T")
 
@@ -31,7 +32,7 @@ def sim_factory(kv: SimKV, **options: Any) -> StoreFactory:
     return lambda: FoundationDBAlarmStore(kv, close_database=False, **options)
 
 
-class TestFoundationDBOnSimKV(AlarmStoreConformance):
+class TestFoundationDBOnSimKV(AlarmStoreConformance, BulkWriteConformance):
     durable = True
 
     @pytest.fixture
@@ -39,7 +40,7 @@ class TestFoundationDBOnSimKV(AlarmStoreConformance):
         return sim_factory(SimKV(), rows_per_read=4)
 
 
-class TestFoundationDBWithFaults(AlarmStoreConformance):
+class TestFoundationDBWithFaults(AlarmStoreConformance, BulkWriteConformance):
     """Every third commit conflicts or has an unknown result; the outcomes must not change."""
 
     durable = True
@@ -108,7 +109,7 @@ class _Locked:
         return call
 
 
-class TestFoundationDBThreaded(AlarmStoreConformance):
+class TestFoundationDBThreaded(AlarmStoreConformance, BulkWriteConformance):
     durable = True
 
     @pytest.fixture
@@ -200,7 +201,7 @@ def fake_fdb(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     return opened
 
 
-class TestFoundationDBClusterAdapter(AlarmStoreConformance):
+class TestFoundationDBClusterAdapter(AlarmStoreConformance, BulkWriteConformance):
     """The real-cluster code path, with SimKV behind the ``fdb`` calls."""
 
     durable = True
@@ -233,7 +234,7 @@ class TestFoundationDBClusterAdapter(AlarmStoreConformance):
     not os.environ.get("FDB_CLUSTER_FILE"),
     reason="FDB_CLUSTER_FILE is not set, so there is no FoundationDB cluster to test against",
 )
-class TestFoundationDBCluster(AlarmStoreConformance):
+class TestFoundationDBCluster(AlarmStoreConformance, BulkWriteConformance):
     durable = True
 
     @pytest.fixture

@@ -19,6 +19,7 @@ from simsi.core.errors import (
 )
 from simsi.stores import PostgresAlarmStore
 from simsi.testing.conformance import AlarmStoreConformance, StoreFactory, make_alarm
+from tests.stores.bulk_conformance import BulkWriteConformance
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def schema(postgres_url: str) -> Iterator[str]:
         )
 
 
-class TestPostgresStore(AlarmStoreConformance):
+class TestPostgresStore(AlarmStoreConformance, BulkWriteConformance):
     durable = True
 
     @pytest.fixture

@@ -12,6 +12,7 @@ from simsi.core.alarms import DoneReason
 from simsi.core.errors import ConfigError, CorruptStoreDataError, StoreUnavailableError
 from simsi.stores import RedisAlarmStore
 from simsi.testing.conformance import AlarmStoreConformance, StoreFactory, make_alarm
+from tests.stores.bulk_conformance import BulkWriteConformance
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
     connection.close()
 
 
-class TestRedisStore(AlarmStoreConformance):
+class TestRedisStore(AlarmStoreConformance, BulkWriteConformance):
     durable = True
 
     @pytest.fixture

@@ -21,9 +21,10 @@ from simsi.core.errors import (
 )
 from simsi.stores import SQLiteAlarmStore
 from simsi.testing.conformance import AlarmStoreConformance, StoreFactory, make_alarm, read_shard
+from tests.stores.bulk_conformance import BulkWriteConformance
 
 
-class TestSQLiteStore(AlarmStoreConformance):
+class TestSQLiteStore(AlarmStoreConformance, BulkWriteConformance):
     durable = True
 
     @pytest.fixture
@@ -31,7 +32,7 @@ class TestSQLiteStore(AlarmStoreConformance):
         return lambda: SQLiteAlarmStore(tmp_path / "alarms.db")
 
 
-class TestSQLiteInMemory(AlarmStoreConformance):
+class TestSQLiteInMemory(AlarmStoreConformance, BulkWriteConformance):
     durable = False
 
     @pytest.fixture
