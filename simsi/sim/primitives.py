@@ -1,0 +1,251 @@
+"""Awaitable primitives of the simulated runtime: tasks, events, locks and ``wait_event``.
+
+:class:`SimTask`, :class:`SimEvent` and :class:`SimLock` are what
+:class:`~simsi.sim.runtime.SimRuntime` hands to core coroutines; ``wait_event``
+lets simulated components hand their own SimPy events to those coroutines.
+They are importable from :mod:`simsi.sim.runtime` as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import types
+from asyncio import CancelledError, InvalidStateError
+from collections import deque
+from collections.abc import Coroutine, Generator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import simpy
+from simpy.events import Event
+
+from simsi.core.errors import DeadIncarnationError
+
+if TYPE_CHECKING:
+    from simsi.sim.runtime import SimRuntime
+
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+
+@types.coroutine
+def wait_event(event: Event) -> Generator[Event, Any, Any]:
+    """Wait for a SimPy ``event`` from a coroutine run by a :class:`SimRuntime`; return its value.
+
+    Simulated components (network, stores) use this to hand their own SimPy
+    events to core coroutines. A failed event raises a copy of its exception,
+    made by SimPy, whose ``__cause__`` is the original.
+    """
+    return (yield event)
+
+
+_PENDING = "pending"
+_FINISHED = "finished"
+_FAILED = "failed"
+_CANCELLED = "cancelled"
+
+
+class SimTask(Generic[T]):
+    """A coroutine spawned on a :class:`SimRuntime`, like an ``asyncio.Task``.
+
+    Awaiting it returns the coroutine's result or raises its exception. If the
+    awaiting coroutine is cancelled, the task is cancelled too, as in asyncio.
+    """
+
+    __slots__ = (
+        "_cancel_requested",
+        "_coro",
+        "_exception",
+        "_name",
+        "_process",
+        "_result",
+        "_retrieved",
+        "_runtime",
+        "_state",
+    )
+
+    _process: simpy.Process
+
+    def __init__(self, runtime: SimRuntime, coro: Coroutine[Any, Any, T], name: str) -> None:
+        self._runtime = runtime
+        self._coro = coro
+        self._name = name
+        self._state = _PENDING
+        self._result: T | None = None
+        self._exception: BaseException | None = None
+        self._cancel_requested = False
+        self._retrieved = False
+
+    def __repr__(self) -> str:
+        return f"<SimTask {self._name!r} {self._state}>"
+
+    def __del__(self) -> None:
+        if self._state is _FAILED and not self._retrieved:
+            logger.error(
+                "exception of task %r of runtime %r was never retrieved",
+                self._name,
+                self._runtime.name,
+                exc_info=self._exception,
+            )
+
+    @property
+    def name(self) -> str:
+        """The name given to :meth:`SimRuntime.spawn`."""
+        return self._name
+
+    def cancel(self) -> bool:
+        """Request cancellation: ``CancelledError`` is thrown in at the current or next await.
+
+        A task that has not started yet is cancelled without running. Returns
+        ``False`` if the task is done or its runtime was killed.
+        """
+        if self._state is not _PENDING or not self._runtime._alive:
+            return False
+        if not self._cancel_requested:
+            self._cancel_requested = True
+            self._runtime._request_cancel(self)
+        return True
+
+    def done(self) -> bool:
+        """Return whether the task finished, failed, was cancelled or was dropped."""
+        return self._state is not _PENDING
+
+    def cancelled(self) -> bool:
+        """Return whether the task ended with ``CancelledError``."""
+        return self._state is _CANCELLED
+
+    def result(self) -> T:
+        """Return the coroutine's result or raise its exception.
+
+        Raises:
+            asyncio.InvalidStateError: the task has not finished.
+            asyncio.CancelledError: the task was cancelled.
+            DeadIncarnationError: the task was dropped by :meth:`SimRuntime.kill`.
+        """
+        if self._state is _PENDING:
+            raise InvalidStateError(f"task {self._name!r} has not finished; await it first")
+        self._retrieved = True
+        if self._state is _CANCELLED:
+            raise CancelledError(f"task {self._name!r} was cancelled")
+        if self._exception is not None:
+            raise self._exception
+        return self._result  # type: ignore[return-value]
+
+    def __await__(self) -> Generator[Event, Any, T]:
+        if self._state is _PENDING:
+            process = self._process
+            if process is process.env.active_process:
+                raise RuntimeError(f"task {self._name!r} cannot await itself")
+            try:
+                yield process
+            except CancelledError:
+                self.cancel()
+                raise
+        return self.result()
+
+    def _set_result(self, value: T) -> None:
+        self._state = _FINISHED
+        self._result = value
+        self._runtime._finished(self)
+
+    def _set_exception(self, exc: BaseException) -> None:
+        self._state = _FAILED
+        self._exception = exc
+        self._runtime._finished(self)
+
+    def _set_cancelled(self) -> None:
+        self._state = _CANCELLED
+        self._runtime._finished(self)
+
+    def _set_dropped(self) -> None:
+        self._state = _FAILED
+        self._retrieved = True
+        self._exception = DeadIncarnationError(
+            f"task {self._name!r} was dropped because runtime {self._runtime.name!r} was killed"
+        )
+        self._runtime._finished(self)
+
+
+class SimEvent:
+    """An ``asyncio.Event`` for simulated coroutines; waiters resume in the order they waited."""
+
+    __slots__ = ("_env", "_flag", "_waiters")
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self._env = env
+        self._flag = False
+        # One SimPy event shared by everyone waiting since the last set().
+        self._waiters: Event | None = None
+
+    def set(self) -> None:
+        """Set the flag and wake every waiter."""
+        if self._flag:
+            return
+        self._flag = True
+        waiters = self._waiters
+        if waiters is not None:
+            self._waiters = None
+            waiters.succeed()
+
+    def clear(self) -> None:
+        """Reset the flag; coroutines already woken still return from :meth:`wait`."""
+        self._flag = False
+
+    def is_set(self) -> bool:
+        """Return whether the flag is set."""
+        return self._flag
+
+    async def wait(self) -> None:
+        """Wait until the flag is set; return at once if it already is."""
+        if self._flag:
+            return
+        waiters = self._waiters
+        if waiters is None:
+            waiters = self._waiters = Event(self._env)
+        await wait_event(waiters)
+
+
+class SimLock:
+    """A lock for ``async with`` that hands itself to the longest waiter (FIFO, no barging)."""
+
+    __slots__ = ("_env", "_locked", "_waiters")
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self._env = env
+        self._locked = False
+        self._waiters: deque[Event] = deque()
+
+    async def __aenter__(self) -> None:
+        if not self._locked:
+            self._locked = True
+            return
+        grant = Event(self._env)
+        self._waiters.append(grant)
+        try:
+            await wait_event(grant)
+        except BaseException:
+            # Cancelled or dropped while waiting. If the lock was already handed
+            # over, pass it on, or else leave the queue.
+            if grant.triggered:
+                self._release()
+            else:
+                self._waiters.remove(grant)
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._release()
+
+    def locked(self) -> bool:
+        """Return whether some coroutine holds the lock or is being handed it."""
+        return self._locked
+
+    def _release(self) -> None:
+        if not self._locked:
+            raise RuntimeError("lock released while not held; release only from async with")
+        if self._waiters:
+            self._waiters.popleft().succeed()
+        else:
+            self._locked = False
+
+
+__all__ = ["SimEvent", "SimLock", "SimTask", "wait_event"]
