@@ -80,7 +80,14 @@ class SimTask(Generic[T]):
         return f"<SimTask {self._name!r} {self._state}>"
 
     def __del__(self) -> None:
-        if self._state is _FAILED and not self._retrieved:
+        # A dead runtime's tasks ended because the host crashed, which the
+        # trace already records, so their errors are not reported again.
+        if (
+            self._state is _FAILED
+            and not self._retrieved
+            and self._runtime._alive
+            and not isinstance(self._exception, DeadIncarnationError)
+        ):
             logger.error(
                 "exception of task %r of runtime %r was never retrieved",
                 self._name,
