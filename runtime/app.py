@@ -5,11 +5,11 @@ Run a host with both, choosing the class by instance id prefix::
     simsi serve --app runtime/app.py:make_interface --host-id host-0 --hosts host-0 \\
         --store sqlite:///simsi-{host}.db --listen 127.0.0.1:8080
 
-Instance ids starting with ``reminder:`` are :class:`Reminder` instances; every
-other id is a :class:`Counter`. Set ``SIMSI_EXAMPLE_FIRED_LOG`` to a file path to
-record every fired reminder there as one JSON line; the file is flushed and
-fsynced before ``on_alarm`` returns, so a record survives a crash of the host.
-Without the variable, fired reminders are kept in memory only.
+Instance ids starting with ``reminder:`` are :class:`Reminder` instances, and
+every other id is a :class:`Counter`. Set ``SIMSI_EXAMPLE_FIRED_LOG`` to a file
+path to record every fired reminder there as one JSON line. The file is flushed
+and fsynced before ``on_alarm`` returns, so a record survives a crash of the
+host. Without the variable, fired reminders are kept in memory only.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Counter(StableInterface):
 
     WebSocket connections are accepted unless the query has ``mode=reject``
     (rejected) or ``mode=ignore`` (left unhandled). Each message
-    ``{"op": "add", "n": 1}`` is answered with ``{"count": ...}``, and
+    ``{"op": "add", "n": 1}`` gets the reply ``{"count": ...}``, and
     ``{"op": "close"}`` makes the instance close the connection with code 1000.
     """
 
@@ -64,7 +64,7 @@ class Counter(StableInterface):
         raise ValueError(f"unknown op {op!r}; use add, get, sleep or fail")
 
     async def on_connect(self, ctx: InstanceContext, connection: IncomingConnection) -> None:
-        """Accept the connection unless its meta asks for a rejection."""
+        """Accept the connection unless its meta requests a rejection."""
         mode = connection.meta.get("mode")
         if mode == "reject":
             connection.reject("rejected on request (mode=reject)")
@@ -75,7 +75,7 @@ class Counter(StableInterface):
         await end.send({"hello": self.instance_id, "count": self.count})
 
     async def on_message(self, ctx: InstanceContext, connection: Connection, message: Any) -> None:
-        """Answer ``add`` with the new count; close the connection on ``close``."""
+        """Reply to ``add`` with the new count; close the connection on ``close``."""
         op = message.get("op") if isinstance(message, dict) else None
         if op == "close":
             await connection.close(1000, "closed by the instance")

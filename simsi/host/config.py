@@ -123,7 +123,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("peer_url", "--peer-url", "SIMSI_PEER_URL", "URL template of the other hosts, with "
            "'{host}' for the host id, such as 'http://{host}.simsi:8080'", metavar="TEMPLATE"),
     Option("forward", "--forward", "SIMSI_FORWARD", "forward requests for other hosts' shards "
-           "to their owner (default true); --no-forward answers 421 with the owner instead",
+           "to their owner (default true); --no-forward responds 421 with the owner instead",
            "true", parse_bool),
     Option("auth_token", "--auth-token", "SIMSI_AUTH_TOKEN", "bearer token required from "
            "clients and peers; prefer the variable or --auth-token-file, since flags are "
@@ -137,7 +137,7 @@ OPTIONS: tuple[Option, ...] = (
            "on_request or on_connect handler may run before the caller gets 504 (default 30; "
            "0 means no limit)", "30", parse_optional_seconds, "SECONDS"),
     Option("forward_timeout", "--forward-timeout", "SIMSI_FORWARD_TIMEOUT", "seconds to wait "
-           "for the owner host's answer to a forwarded request (default 35)", "35",
+           "for the owner host's response to a forwarded request (default 35)", "35",
            parse_seconds, "SECONDS"),
     Option("drain_seconds", "--drain-seconds", "SIMSI_DRAIN_SECONDS", "seconds that running "
            "requests and alarm handlers get to finish after SIGTERM (default 25)", "25",
@@ -179,7 +179,7 @@ class HostConfig:
         auth_token: the bearer token, or ``None`` when the host is open.
         max_body_bytes: the largest request body and WebSocket message.
         request_timeout: seconds a request or connect handler may run, or ``None``.
-        forward_timeout: seconds to wait for a peer's answer.
+        forward_timeout: seconds to wait for a peer's response.
         drain_seconds: the grace period after SIGTERM.
         alarm_options: alarm delivery tuning.
     """
@@ -275,9 +275,9 @@ def _parsed(option: Option, args: argparse.Namespace, environ: Mapping[str, str]
     try:
         return option.parse(text)
     except ValueError as exc:
-        shown = "<hidden>" if option.dest == "auth_token" else repr(text)
+        printable = "<hidden>" if option.dest == "auth_token" else repr(text)
         raise ConfigError(
-            f"{option.flag} / {option.env} is invalid: {shown} (from {source}): {exc}"
+            f"{option.flag} / {option.env} is invalid: {printable} (from {source}): {exc}"
         ) from None
 
 
@@ -375,10 +375,10 @@ def load_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
     except ConfigError as exc:
         raise ConfigError(f"--hosts / --shards: {exc}") from None
     if host_id not in placement.hosts:
-        shown = ", ".join(placement.hosts[:5]) + (", ..." if len(placement.hosts) > 5 else "")
+        first_hosts = ", ".join(placement.hosts[:5]) + (", ..." if len(placement.hosts) > 5 else "")
         raise ConfigError(
             f"host id {host_id!r} (from {host_source}) is not one of the hosts of pattern "
-            f"{hosts!r} ({shown}); set --host-id / SIMSI_HOST_ID to one of them or fix --hosts"
+            f"{hosts!r} ({first_hosts}); set --host-id / SIMSI_HOST_ID to one of them or fix --hosts"
         )
     listen_host, listen_port = parse_listen(values["listen"])
     peer_url = values["peer_url"]

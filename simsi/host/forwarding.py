@@ -1,7 +1,7 @@
 """Forwarding requests and WebSocket connections to the host that owns the instance.
 
 A forwarded request carries :data:`FORWARDED_HEADER` naming the sending host. A
-host that receives such a request for a shard it does not own answers 421 (or
+host that receives such a request for a shard it does not own responds 421 (or
 closes a WebSocket with 4421) instead of forwarding it again, so two hosts that
 disagree on the hosts pattern can never bounce a request between them.
 
@@ -100,9 +100,9 @@ class Forwarder:
         )
 
     async def forward_request(self, owner: str, instance_id: str, body: bytes) -> web.Response:
-        """Send a request body to the owner host and return its answer unchanged.
+        """Send a request body to the owner host and return its response unchanged.
 
-        Failures to reach the owner become 502 (unreachable) or 504 (no answer
+        Failures to reach the owner become 502 (unreachable) or 504 (no response
         within ``--forward-timeout``), naming the owner and its URL.
         """
         base = self._config.peer_base(owner)
@@ -112,20 +112,20 @@ class Forwarder:
         try:
             async with self._client().post(URL(url, encoded=True), data=body, headers=headers) as r:
                 payload = await r.read()
-                answer_headers = {HOST_HEADER: r.headers.get(HOST_HEADER, owner)}
+                response_headers = {HOST_HEADER: r.headers.get(HOST_HEADER, owner)}
                 self._metrics.forwarded.labels(kind="request", outcome="ok").inc()
                 return web.Response(
                     body=payload,
                     status=r.status,
                     content_type=r.content_type or JSON,
-                    headers=answer_headers,
+                    headers=response_headers,
                 )
         except TimeoutError as exc:
             self._metrics.forwarded.labels(kind="request", outcome="timeout").inc()
             self._log_failure("request", owner, url, exc)
             return error_response(
                 504,
-                f"owner host {owner!r} at {base} did not answer within "
+                f"owner host {owner!r} at {base} did not respond within "
                 f"{self._config.forward_timeout:g} s; the request may or may not have run",
                 type_name="PeerTimeout",
                 owner=owner,
@@ -163,7 +163,7 @@ class Forwarder:
             self._metrics.forwarded.labels(kind="connection", outcome="unavailable").inc()
             self._log_failure("connection", owner, url, exc)
             code = 4000 + exc.status if 400 <= exc.status < 600 else CLOSE_PEER_UNAVAILABLE
-            await client.close(code=code, message=_reason(f"owner {owner} answered {exc.status}"))
+            await client.close(code=code, message=_reason(f"owner {owner} responded {exc.status}"))
             return
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             self._metrics.forwarded.labels(kind="connection", outcome="unavailable").inc()

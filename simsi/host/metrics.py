@@ -63,12 +63,15 @@ class HostMetrics:
             registry=registry,
         )  # fmt: skip
         self.info.labels(host=host_id).set(1)
+
+        # Requests and connections.
         self.http_requests = Counter(
             "simsi_http_requests",
-            "HTTP requests answered, by route and status code.",
+            "HTTP responses sent, by route and status code.",
             ["route", "status"],
             registry=registry,
         )
+        self._http_children: dict[tuple[str, int], Counter] = {}
         self.requests = Counter(
             "simsi_requests",
             "Instance requests handled on this host, by outcome (ok, error, timeout).",
@@ -87,6 +90,8 @@ class HostMetrics:
             ["kind", "outcome"],
             registry=registry,
         )
+
+        # Instances and ownership.
         self.activations = Counter(
             "simsi_activations", "Instances activated on this host.", registry=registry
         )
@@ -111,6 +116,8 @@ class HostMetrics:
         self.ready = Gauge(
             "simsi_ready", "1 once the owned shards' alarms are loaded, else 0.", registry=registry
         )
+
+        # Alarms.
         self.alarms_loaded = Counter(
             "simsi_alarms_loaded", "Alarms read from the store in pages.", registry=registry
         )
@@ -138,6 +145,8 @@ class HostMetrics:
             buckets=ALARM_LAG_BUCKETS,
             registry=registry,
         )
+
+        # Errors that reach no caller.
         self.store_errors = Counter(
             "simsi_store_errors",
             "Failed alarm store calls, by operation.",
@@ -149,6 +158,15 @@ class HostMetrics:
             "Errors caught and logged without reaching a caller.",
             registry=registry,
         )
+
+    def count_http(self, route: str, status: int) -> None:
+        """Count one HTTP response; the labelled counters are cached because this runs per request."""
+        key = (route, status)
+        counter = self._http_children.get(key)
+        if counter is None:
+            counter = self.http_requests.labels(route=route, status=str(status))
+            self._http_children[key] = counter
+        counter.inc()
 
     def bind_live_instances(self, count: Callable[[], float]) -> None:
         """Read the live instance gauge from ``count`` at every scrape."""

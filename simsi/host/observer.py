@@ -4,8 +4,10 @@ The core never logs. :class:`LoggingMetricsObserver` receives the manager's
 hooks and writes them to named loggers (``simsi.host`` for lifecycle,
 ``simsi.host.alarms`` for alarms, ``simsi.host.store`` for store failures,
 ``simsi.host.handlers`` for user handler failures) and to :class:`HostMetrics`.
-Errors that repeat (a store outage, a handler that always fails) are counted in
-full but logged at most once per key and interval, with the number suppressed.
+Store failures, handler failures and swallowed errors are counted in full but
+logged at most once per kind and interval, with the number left out, so an
+outage or a handler that always fails cannot flood the log. Every alarm retry
+and every dropped alarm is logged.
 """
 
 from __future__ import annotations
@@ -79,6 +81,11 @@ class LoggingMetricsObserver(ManagerObserver):
         self._limiter = RateLimiter(log_interval, clock)
         self._clock = clock
         self._started_at = 0.0
+        # Labelled children looked up once, because request_finished runs per request.
+        self._request_outcomes = {
+            outcome: metrics.requests.labels(outcome=outcome)
+            for outcome in ("ok", "error", "timeout")
+        }
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -128,7 +135,7 @@ class LoggingMetricsObserver(ManagerObserver):
             outcome = "timeout"
         else:
             outcome = "error"
-        self.metrics.requests.labels(outcome=outcome).inc()
+        self._request_outcomes[outcome].inc()
         self.metrics.request_seconds.observe(seconds)
 
     def handler_failed(self, instance_id: str, handler: str, error: BaseException) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 from aiohttp import web
 
 from simsi.core.errors import (
-    ConnectionRejectedError,
     HandlerError,
     LifecycleError,
     NotOwnerError,
@@ -21,7 +20,7 @@ from simsi.core.errors import (
 
 JSON = "application/json"
 
-#: Header naming the host that produced a response; forwarded answers keep the owner's.
+#: Header naming the host that produced a response; forwarded responses keep the owner's.
 HOST_HEADER = "X-Simsi-Host"
 
 #: Error type names of plain HTTP statuses raised by aiohttp (routing, body size).
@@ -99,7 +98,7 @@ def handler_error_response(error: HandlerError) -> web.Response:
 def not_owner_response(
     error: NotOwnerError, owner_url: str | None, forwarded: bool
 ) -> web.Response:
-    """Answer 421 Misdirected Request, naming the owner and, if known, its URL."""
+    """Return 421 Misdirected Request, naming the owner and, if known, its URL."""
     if forwarded:
         message = (
             f"instance {error.instance_id!r} (shard {error.shard}) is owned by {error.owner!r}, "
@@ -119,14 +118,9 @@ def not_owner_response(
 
 
 def unavailable_response(error: LifecycleError) -> web.Response:
-    """Answer 503 for a host that is draining or not started, with a retry hint."""
+    """Return 503 for a host that is draining or not started, with a retry hint."""
     return error_response(
         503,
         f"{error}; retry shortly, another incarnation of the host will serve it",
         headers={"Retry-After": "1"},
     )
-
-
-def rejected_reason(error: ConnectionRejectedError) -> str:
-    """Return the reason text of a rejected connection."""
-    return error.reason

@@ -2,7 +2,7 @@
 
 Request bodies and responses are JSON. ``POST /v1/instances/{id}/request``
 passes the parsed body to ``on_request`` (an empty body is ``null``) and
-answers ``{"result": ...}``.
+responds ``{"result": ...}``.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ async def read_json(request: web.Request) -> tuple[bytes, Any]:
 
 
 class _Reply(Exception):
-    """Raised inside a handler to answer with a prepared response."""
+    """Raised inside a handler to respond with a prepared response."""
 
     def __init__(self, response: web.Response) -> None:
         super().__init__(response.status)
@@ -101,22 +101,16 @@ async def handle_request(request: web.Request) -> web.Response:
         body, payload = await read_json(request)
     except _Reply as reply:
         return reply.response
-    manager = server.manager
-    owner = manager.owner(instance_id)
-    if owner != manager.host_id:
-        forwarded = FORWARDED_HEADER in request.headers
-        if forwarded or not server.config.forward:
-            error = NotOwnerError(
-                instance_id, manager.placement.shard_of(instance_id), owner, manager.host_id
-            )
-            return not_owner_response(error, server.forwarder.owner_url(owner), forwarded)
-        return await server.forwarder.forward_request(owner, instance_id, body)
+    # The manager checks ownership itself, so the instance id is hashed once per request.
     try:
-        result = await manager.request(instance_id, payload)
+        result = await server.manager.request(instance_id, payload)
     except HandlerError as exc:
         return handler_error_response(exc)
     except NotOwnerError as exc:
-        return not_owner_response(exc, server.forwarder.owner_url(exc.owner), False)
+        forwarded = FORWARDED_HEADER in request.headers
+        if forwarded or not server.config.forward:
+            return not_owner_response(exc, server.forwarder.owner_url(exc.owner), forwarded)
+        return await server.forwarder.forward_request(exc.owner, instance_id, body)
     except LifecycleError as exc:
         return unavailable_response(exc)
     return _encode_result(instance_id, result)

@@ -6,7 +6,7 @@ SIGTERM or SIGINT, then drains. Tests can run :attr:`HostServer.app` under
 ``aiohttp.test_utils.TestServer`` instead.
 
 Stopping (drain): the host stops taking new work (``/readyz`` and new requests
-answer 503), waits for running HTTP requests, closes WebSocket connections with
+respond 503), waits for running HTTP requests, closes WebSocket connections with
 1001, closes the manager (which waits for running handlers and alarm handlers),
 and closes the store. All of it shares one grace period, ``--drain-seconds``;
 whatever still runs when it ends is logged and abandoned.
@@ -31,6 +31,7 @@ from simsi.core.manager import InterfaceFactory, InterfaceManager
 from simsi.host.app_loader import load_factory
 from simsi.host.config import HostConfig
 from simsi.host.forwarding import Forwarder
+from simsi.host.host_runtime import HostRuntime
 from simsi.host.metrics import HostMetrics
 from simsi.host.observer import LoggingMetricsObserver
 from simsi.host.responses import HOST_HEADER, error_response
@@ -48,7 +49,7 @@ from simsi.host.websocket import handle_connect
 
 log = logging.getLogger("simsi.host")
 
-#: Routes that answer without a token and while draining (probes must always work).
+#: Routes that respond without a token and while draining, so probes always work.
 #: Closes one WebSocket connection with a close code and reason.
 Closer = Callable[[int, str], Awaitable[None]]
 
@@ -69,7 +70,7 @@ class HostServer:
         store: an alarm store to use instead of opening ``config.store_url``. The
             server closes only stores it opened itself.
         metrics: the metrics to update (a fresh registry when omitted).
-        runtime: the manager's runtime (a new ``AsyncioRuntime`` when omitted).
+        runtime: the manager's runtime (a new ``HostRuntime`` when omitted).
 
     Raises:
         ConfigError: ``config.app`` cannot be loaded or ``config.store_url`` is invalid.
@@ -92,7 +93,7 @@ class HostServer:
         # A store opened here from the URL is closed by drain(); a given one is the caller's.
         self._owns_store = store is None
         self._store: AlarmStore = store if store is not None else open_host_store(config.store_url)
-        self._runtime = runtime or AsyncioRuntime()
+        self._runtime = runtime or HostRuntime()
         self._manager: InterfaceManager | None = None
         self._token = config.auth_token.encode() if config.auth_token else None
         self._draining = False
@@ -129,7 +130,7 @@ class HostServer:
             ws: the client's WebSocket.
             closer: closes the connection with a code and reason; by default the
                 WebSocket is closed directly. Local connections pass the instance
-                connection's ``close``, so the instance sees the drain's close code.
+                connection's ``close``, so the instance gets the drain's close code.
         """
         if ws not in self._websockets:
             self.metrics.live_connections.inc()
@@ -409,7 +410,7 @@ async def _host_middleware(
                 server.leave_request()
     if not response.prepared:
         response.headers.setdefault(HOST_HEADER, server.config.host_id)
-    server.metrics.http_requests.labels(route=label, status=str(response.status)).inc()
+    server.metrics.count_http(label, response.status)
     return response
 
 

@@ -100,7 +100,7 @@ class HostProcess:
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, token: str | None, timeout: float = START_TIMEOUT) -> None:
-        """Poll ``/readyz`` until it answers 200; fail with the log if it never does."""
+        """Poll ``/readyz`` until it returns 200; fail with the log if it never does."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():

@@ -39,7 +39,7 @@ async def post(
         return response.status, await response.json(), response
 
 
-async def test_forwarded_request_answered_by_owner(cluster: Cluster) -> None:
+async def test_forwarded_request_served_by_owner(cluster: Cluster) -> None:
     async with aiohttp.ClientSession() as session:
         for owner in cluster.hosts:
             [instance_id] = ids_owned_by(owner.host_id, cluster.pattern, cluster.shards, 1, "fw")
@@ -107,12 +107,12 @@ async def test_bad_input_keeps_hosts_serving(cluster: Cluster) -> None:
 async def test_placement_agrees_on_every_host(cluster: Cluster) -> None:
     placement = Placement(cluster.pattern, cluster.shards)
     for instance_id in ("alpha", "beta", "gamma/delta"):
-        answers = [
+        results = [
             http_get(f"{host.url}/v1/placement/{instance_id.replace('/', '%2F')}", cluster.token)
             for host in cluster.hosts
         ]
-        owners = {body["owner"] for _status, body in answers}
-        assert {status for status, _body in answers} == {200}
+        owners = {body["owner"] for _status, body in results}
+        assert {status for status, _body in results} == {200}
         assert owners == {placement.owner(instance_id)}
 
 

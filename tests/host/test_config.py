@@ -50,6 +50,7 @@ def test_environment_sets_every_value(tmp_path: Path) -> None:
         "SIMSI_ALARM_BACKOFF_CAP": "10",
     }
     config = load_config(parse([]), env)
+
     assert config.app == EXAMPLE_APP
     assert config.host_id == "host-1"
     assert config.shards == 30

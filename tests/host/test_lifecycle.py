@@ -28,14 +28,16 @@ async def test_sigterm_drains_running_request(tmp_path: Path) -> None:
         async with aiohttp.ClientSession() as session:
             ws = await session.ws_connect(f"{host.url}/v1/instances/chat/connect")
             await ws.receive_json(timeout=5)
+
             slow = asyncio.ensure_future(
                 post_json(session, request_url, {"op": "sleep", "seconds": 1.5})
             )
             await asyncio.sleep(0.3)
             host.signal(signal.SIGTERM)
             await asyncio.sleep(0.2)
+
             ready_status, ready_body = http_get(host.url + "/readyz")
-            refused_status, refused_body = await post_json(
+            rejected_status, rejected_body = await post_json(
                 session, f"{host.url}/v1/instances/other/request", {"op": "get"}
             )
             closing = await ws.receive(timeout=5)
@@ -43,11 +45,12 @@ async def test_sigterm_drains_running_request(tmp_path: Path) -> None:
         exit_code = await asyncio.to_thread(host.wait, 15)
     finally:
         cluster.stop()
+
     log = host.log()
     assert ready_status == 503
     assert ready_body["ready"] is False
-    assert refused_status == 503
-    assert refused_body["error"]["type"] == "Unavailable"
+    assert rejected_status == 503
+    assert rejected_body["error"]["type"] == "Unavailable"
     assert closing.type is aiohttp.WSMsgType.CLOSE
     assert closing.data == 1001
     assert status == 200
@@ -77,17 +80,20 @@ async def test_alarms_fire_after_sigkill_and_restart(tmp_path: Path) -> None:
                     )
                     assert status == 200, body
                     expected[body["result"]["alarm_id"]] = body["result"]["fires_at"]
+
             victim.signal(signal.SIGKILL)
             assert await asyncio.to_thread(victim.wait, 5) == -signal.SIGKILL
             await asyncio.sleep(1.5)
             victim.start()
             await asyncio.to_thread(victim.wait_ready, None)
+
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 fired = _read_fired(fired_log)
                 if set(expected) <= set(fired):
                     break
                 await asyncio.sleep(0.2)
+
             pending = []
             for instance_id in victim_ids:
                 status, body = await post_json(
@@ -96,6 +102,7 @@ async def test_alarms_fire_after_sigkill_and_restart(tmp_path: Path) -> None:
                 pending.extend(body["result"])
     finally:
         cluster.stop()
+
     fired = _read_fired(fired_log)
     missing = sorted(set(expected) - set(fired))
     assert missing == [], f"alarms never fired: {missing}\n{victim.log()}"
@@ -114,7 +121,7 @@ def _read_fired(path: Path) -> dict[str, dict[str, Any]]:
     return {row["alarm_id"]: row for row in rows}
 
 
-async def test_no_forward_answers_421_with_owner(tmp_path: Path) -> None:
+async def test_no_forward_returns_421_with_owner(tmp_path: Path) -> None:
     cluster = Cluster(tmp_path, 3, extra_args=("--no-forward",))
     host = cluster.hosts[0]
     host.start()

@@ -320,11 +320,11 @@ async def test_drain_finishes_running_request() -> None:
             await asyncio.sleep(0.01)
         drain = asyncio.ensure_future(server.drain())
         await asyncio.sleep(0.05)
-        refused = await post(client, "c2", {"op": "get"})
+        rejected = await post(client, "c2", {"op": "get"})
         ready = await client.get("/readyz")
-        assert refused.status == 503
-        assert (await refused.json())["error"]["type"] == "Unavailable"
-        assert refused.headers["Retry-After"] == "1"
+        assert rejected.status == 503
+        assert (await rejected.json())["error"]["type"] == "Unavailable"
+        assert rejected.headers["Retry-After"] == "1"
         assert ready.status == 503
         response = await slow
         assert response.status == 200

@@ -143,13 +143,13 @@ async def test_plain_get_needs_upgrade() -> None:
 
 async def test_token_checked_before_upgrade() -> None:
     async with running(make_config(auth_token="tok")) as (_server, client):
-        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as rejected:
             await client.ws_connect("/v1/instances/c1/connect")
         ws = await client.ws_connect(
             "/v1/instances/c1/connect", headers={"Authorization": "Bearer tok"}
         )
         hello = await ws.receive_json(timeout=2)
-        assert refused.value.status == 401
+        assert rejected.value.status == 401
         assert hello["hello"] == "c1"
         await ws.close()
 
