@@ -79,6 +79,28 @@ def _seconds(us: int) -> float:
     return us / MICROS
 
 
+def availability(checks: CheckResults) -> dict[str, Any]:
+    """Return what the client saw of its requests: sent, served, failed and the served fraction.
+
+    A request counts as served when the client received an ``ok`` response. Every
+    other outcome (``not_owner``, ``handler_error``, ``closed``, a timeout) counts
+    as failed, and requests with neither a response nor a timeout by the end of
+    the run count as unanswered. The fraction is served over sent, or ``None``
+    when the client sent nothing.
+    """
+    routing = checks.routing
+    outcomes = routing.client_outcomes
+    served = outcomes.get("ok", 0)
+    failed = sum(count for name, count in outcomes.items() if name != "ok")
+    return {
+        "sent": routing.sent,
+        "served": served,
+        "failed": failed,
+        "unanswered": routing.sent - served - failed,
+        "fraction": served / routing.sent if routing.sent else None,
+    }
+
+
 def report_dict(result: SimResult) -> dict[str, Any]:
     """Return the full report of a run as JSON-ready data."""
     checks = result.checks
@@ -167,12 +189,14 @@ def report_dict(result: SimResult) -> dict[str, Any]:
             "served": routing.served,
             "client_outcomes": routing.client_outcomes,
         },
+        "availability": availability(checks),
         "run": {
             "events": stats.events,
             "trace_events": stats.trace_events,
             "sim_s": stats.sim_s,
             "wall_s": stats.wall_s,
             "sim_s_per_wall_s": stats.sim_per_wall,
+            "events_per_wall_s": stats.events / stats.wall_s if stats.wall_s > 0 else None,
             "messages_sent": stats.messages_sent,
             "messages_dropped": stats.messages_dropped,
             "store_calls": stats.store_calls,
@@ -185,6 +209,10 @@ def _fmt_s(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f} s"
 
 
+def _fmt_fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
 def format_report(result: SimResult) -> str:
     """Return the report of a run as text for a terminal."""
     data = report_dict(result)
@@ -192,6 +220,7 @@ def format_report(result: SimResult) -> str:
     alarms = data["alarms"]
     routing = data["routing"]
     requests = data["requests"]
+    available = data["availability"]
     run = data["run"]
     where = f" ({data['path']})" if data["path"] else ""
 
@@ -241,11 +270,14 @@ def format_report(result: SimResult) -> str:
         f"p99 {_fmt_s(alarms['lag_p99_s'])}, max {_fmt_s(alarms['lag_max_s'])}",
         f"requests  sent {requests['sent']}, served {requests['served']}; "
         f"client saw: {outcomes or 'nothing'}",
+        f"          availability {_fmt_fraction(available['fraction'])}: "
+        f"{available['served']} served, {available['failed']} failed, "
+        f"{available['unanswered']} unanswered at the end",
         f"faults    {len(data['faults']['applied'])} applied, "
         f"{len(data['faults']['skipped'])} skipped",
         f"run       {run['sim_s']:g} simulated s in {run['wall_s']:.3f} wall s "
-        f"({run['sim_s_per_wall_s']:.0f} simulated s per wall s), {run['events']} events, "
-        f"{run['trace_events']} trace events",
+        f"({run['sim_s_per_wall_s']:.0f} simulated s per wall s), {run['events']} events "
+        f"({run['events_per_wall_s'] or 0:,.0f} per wall s), {run['trace_events']} trace events",
     ]
     for skipped in data["faults"]["skipped"]:
         lines.append(f"    fault skipped at {skipped['at_s']:.3f} s: {skipped['reason']}")
