@@ -1,14 +1,15 @@
 """The simsi pytest plugin, registered through the ``pytest11`` entry point.
 
-It adds ``--simsi-seed`` and a ``simsi_seed`` fixture. A test that uses the fixture
-and fails gets the seed in its report, so the failure can be replayed with
-``pytest --simsi-seed N``.
+It adds ``--simsi-seed``, a ``simsi_seed`` fixture and a ``simsi_cluster``
+fixture that builds :class:`~simsi.testing.cluster.SimCluster` objects with that
+seed. A test that uses either fixture and fails gets the seed in its report, so
+the failure can be replayed with ``pytest --simsi-seed N``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
@@ -47,6 +48,18 @@ def simsi_seed(request: pytest.FixtureRequest) -> int:
     seed = _configured_seed(request.config)
     request.node.stash[_SEED_KEY] = seed
     return seed
+
+
+@pytest.fixture
+def simsi_cluster(simsi_seed: int) -> Callable[..., Any]:
+    """A factory ``simsi_cluster(interface, **options)`` of simulated clusters seeded with ``simsi_seed``."""
+    from simsi.testing.cluster import SimCluster
+
+    def build(interface: Any, **options: Any) -> SimCluster:
+        options.setdefault("seed", simsi_seed)
+        return SimCluster(interface, **options)
+
+    return build
 
 
 @pytest.hookimpl(hookwrapper=True)
