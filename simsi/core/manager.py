@@ -25,7 +25,7 @@ from simsi.core.errors import (
 from simsi.core.instance import InstanceState, LiveInstance
 from simsi.core.interface import InstanceContext, StableInterface
 from simsi.core.observer import ManagerObserver
-from simsi.core.placement import Placement, internal_id, shard_of_internal_id
+from simsi.core.placement import Placement, internal_id, route_of
 from simsi.core.runtime import Runtime
 from simsi.core.sync import WorkCounter
 
@@ -76,6 +76,8 @@ class InterfaceManager:
         self._placement = Placement(hosts, shards)
         self._placement.check_host(host_id)
         self._host_id = host_id
+        self._hosts = self._placement.hosts
+        self._shard_count = self._placement.shards
         self._owned = tuple(self._placement.shards_of(host_id))
         self._factory = factory
         self._runtime = runtime
@@ -211,9 +213,9 @@ class InterfaceManager:
     def _check_owner(self, instance_id: str) -> tuple[str, int]:
         if not isinstance(instance_id, str) or not instance_id:
             raise LifecycleError(f"instance id must be a non-empty string, got {instance_id!r}")
-        internal = internal_id(instance_id)
-        shard = shard_of_internal_id(internal, self._placement.shards)
-        owner = self._placement.owner_of_shard(shard)
+        internal, hashed = route_of(instance_id)
+        shard = hashed % self._shard_count
+        owner = self._hosts[shard % len(self._hosts)]
         if owner != self._host_id:
             raise NotOwnerError(instance_id, shard, owner, self._host_id)
         return internal, shard
@@ -374,4 +376,3 @@ class InterfaceManager:
             f"<InterfaceManager host={self._host_id!r} shards={len(self._owned)}/"
             f"{self._placement.shards} state={self._state.value} live={len(self._instances)}>"
         )
-

@@ -4,6 +4,11 @@ Routing is identical to the Go library StableInterfaces: an instance id maps to
 its internal id by SHA-256 and RFC 4648 base32 without padding, and to shard
 ``murmur2(internal_id) % shards`` with Kafka's murmur2; shard ``i`` belongs to
 ``hosts[i % len(hosts)]``.
+
+Hashing an instance id costs a SHA-256, a base32 encoding and a murmur2 loop in
+Python, and a host routes the same ids again and again, so the results for
+recently seen ids are kept in a bounded least-recently-used cache. The cache
+stores only results of pure functions, so it never changes a result.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from simsi.core.errors import ConfigError
 
@@ -22,6 +28,9 @@ _MAX_HOSTS = 100_000
 _MURMUR_SEED = 0x9747B28C
 _MURMUR_M = 0x5BD1E995
 _MASK32 = 0xFFFFFFFF
+
+#: Instance ids whose internal id and hash stay cached (about 200 bytes each).
+ROUTE_CACHE_SIZE = 1 << 16
 
 
 def expand_hosts(pattern: str) -> list[str]:
@@ -95,10 +104,34 @@ def murmur2(data: bytes) -> int:
     return h
 
 
-def internal_id(instance_id: str) -> str:
-    """Return the 52-character internal id: SHA-256, base32 (RFC 4648), padding removed."""
+def _compute_internal_id(instance_id: str) -> str:
     digest = hashlib.sha256(instance_id.encode()).digest()
     return base64.b32encode(digest).decode("ascii").rstrip("=")
+
+
+@lru_cache(maxsize=ROUTE_CACHE_SIZE)
+def _cached_route(instance_id: str) -> tuple[str, int]:
+    internal = _compute_internal_id(instance_id)
+    return internal, murmur2(internal.encode())
+
+
+def route_of(instance_id: str) -> tuple[str, int]:
+    """Return the internal id of ``instance_id`` and the murmur2 hash of that internal id.
+
+    The shard among ``shards`` shards is the hash modulo ``shards``. Results for
+    recently used ids come from a cache of :data:`ROUTE_CACHE_SIZE` entries.
+    """
+    if type(instance_id) is str:
+        return _cached_route(instance_id)
+    internal = _compute_internal_id(instance_id)
+    return internal, murmur2(internal.encode())
+
+
+def internal_id(instance_id: str) -> str:
+    """Return the 52-character internal id: SHA-256, base32 (RFC 4648), padding removed."""
+    if type(instance_id) is str:
+        return _cached_route(instance_id)[0]
+    return _compute_internal_id(instance_id)
 
 
 def shard_of_internal_id(internal: str, shards: int) -> int:
@@ -156,7 +189,7 @@ class Placement:
 
     def shard_of(self, instance_id: str) -> int:
         """Return the shard of an instance id."""
-        return shard_of_internal_id(internal_id(instance_id), self._shards)
+        return route_of(instance_id)[1] % self._shards
 
     def owner_of_shard(self, shard: int) -> str:
         """Return the host id that owns ``shard``."""
@@ -166,7 +199,8 @@ class Placement:
 
     def owner(self, instance_id: str) -> str:
         """Return the host id that owns an instance id."""
-        return self.owner_of_shard(self.shard_of(instance_id))
+        hosts = self._hosts
+        return hosts[route_of(instance_id)[1] % self._shards % len(hosts)]
 
     def shards_of(self, host_id: str) -> list[int]:
         """Return the shards owned by ``host_id``, ascending.
