@@ -52,6 +52,10 @@ def from_micros(micros: int) -> float:
     return micros / MICROS_PER_SECOND
 
 
+# One encoder for every call: json.dumps builds a new encoder per call when given options.
+_META_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
 def encode_meta(meta: Any) -> str:
     """Serialise alarm meta to canonical JSON text.
 
@@ -60,7 +64,7 @@ def encode_meta(meta: Any) -> str:
             included) or its encoding exceeds :data:`MAX_META_BYTES`.
     """
     try:
-        text = json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        text = _META_ENCODER.encode(meta)
     except (TypeError, ValueError) as exc:
         raise InvalidAlarmMetaError(
             f"alarm meta must be JSON-serialisable (dict, list, str, int, float, bool, None), "

@@ -71,6 +71,15 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+# Field values of these types are canonical as they are, so record() skips them.
+_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+
+# One encoder for every line: json.dumps builds a new encoder per call when given options.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
+
+
 def _zero_time() -> float:
     return 0.0
 
@@ -110,13 +119,7 @@ class TraceEvent:
 
     def to_json(self) -> str:
         """Return the canonical JSON line of the event, without the newline."""
-        return json.dumps(
-            self.to_dict(),
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=True,
-            allow_nan=False,
-        )
+        return _ENCODER.encode(self.to_dict())
 
     def __repr__(self) -> str:
         return f"TraceEvent({self.to_json()})"
@@ -145,8 +148,14 @@ class Trace:
     def record(self, kind: str, **fields: Any) -> TraceEvent:
         """Append an event of ``kind`` at the current true time and return it."""
         t_us = round(self._now() * MICROS)
-        event = TraceEvent(t_us, len(self._events), kind, _canonical(fields))
-        self._events.append(event)
+        plain = _PLAIN_TYPES
+        # ``fields`` is a fresh dict, so its values can be replaced in place.
+        for name, value in fields.items():
+            if value.__class__ not in plain:
+                fields[name] = _canonical(value)
+        events = self._events
+        event = TraceEvent(t_us, len(events), kind, fields)
+        events.append(event)
         return event
 
     @property
