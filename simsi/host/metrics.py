@@ -146,7 +146,7 @@ class HostMetrics:
             registry=registry,
         )
 
-        # Errors that reach no caller.
+        # Store failures and errors that reach no caller.
         self.store_errors = Counter(
             "simsi_store_errors",
             "Failed alarm store calls, by operation.",
