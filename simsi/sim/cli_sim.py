@@ -52,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="print the report as one JSON object instead of text",
     )
     parser.add_argument(
+        "--plot",
+        metavar="FILE",
+        default=None,
+        help="draw a timeline of the run (hosts, incarnations, faults, alarm fires, clock "
+        "offsets) to FILE, a PNG, SVG or PDF by its suffix",
+    )
+    parser.add_argument(
         "--check-determinism",
         action="store_true",
         help="run the seed in two fresh processes with different PYTHONHASHSEED values and "
@@ -86,6 +93,15 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
         logger.info("wrote %d trace events to %s", len(result.trace), args.trace)
+    if args.plot:
+        # Imported here: matplotlib takes a while to load and only --plot needs it.
+        from simsi.sim.plot import write_timeline
+
+        try:
+            write_timeline(result, args.plot)
+        except (OSError, ValueError) as exc:
+            print(f"simsi sim: cannot write the plot to {args.plot!r}: {exc}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps(report_dict(result), indent=2, sort_keys=True))
     else:
@@ -95,13 +111,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_determinism(args: argparse.Namespace) -> int:
-    if args.trace:
-        print(
-            "simsi sim: --trace does not apply with --check-determinism, which compares the "
-            "traces of two child runs; drop one of the options",
-            file=sys.stderr,
-        )
-        return 2
+    for option, value in (("--trace", args.trace), ("--plot", args.plot)):
+        if value:
+            print(
+                f"simsi sim: {option} does not apply with --check-determinism, which compares "
+                "the traces of two child runs; drop one of the options",
+                file=sys.stderr,
+            )
+            return 2
     hash_seeds = [part.strip() for part in args.hash_seeds.split(",")]
     if len(hash_seeds) != 2 or not all(_valid_hash_seed(part) for part in hash_seeds):
         print(
