@@ -12,13 +12,14 @@ import logging
 import types
 from asyncio import CancelledError, InvalidStateError
 from collections import deque
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import simpy
-from simpy.events import Event
+from simpy.events import PENDING, Event
+from simpy.exceptions import Interrupt
 
-from simsi.core.errors import DeadIncarnationError
+from simsi.core.errors import DeadIncarnationError, RuntimeMisuseError
 
 if TYPE_CHECKING:
     from simsi.sim.runtime import SimRuntime
@@ -253,6 +254,119 @@ class SimLock:
             self._waiters.popleft().succeed()
         else:
             self._locked = False
+
+
+# Interrupt cause that the trampoline turns into ``CancelledError``.
+_CANCEL = object()
+
+
+class Deadline:
+    """The timeout of one ``SimRuntime.wait_for``, which awaits its awaitable in the calling task.
+
+    When the timer expires while the deadline is armed, :meth:`expire` interrupts
+    the calling task's process with the deadline as cause. The trampoline then
+    throws ``CancelledError`` in at the current ``await`` and marks the deadline
+    expired, so ``wait_for`` can turn that error into ``TimeoutError``. An
+    interrupt that arrives after ``wait_for`` disarmed the deadline is ignored.
+    """
+
+    __slots__ = ("armed", "expired", "process")
+
+    def __init__(self, process: simpy.Process) -> None:
+        self.process = process
+        self.armed = True
+        self.expired = False
+
+    def expire(self, _event: Event) -> None:
+        """Interrupt the waiting process; the timer calls this when it fires."""
+        if self.armed and self.process._value is PENDING:
+            self.process.interrupt(self)
+
+
+def _returning(event: Event) -> Callable[[Any], Event]:
+    """Return a trampoline step that yields ``event`` again instead of resuming the coroutine."""
+    return lambda _arg: event
+
+
+def _foreign(task: SimTask[Any], obj: object) -> RuntimeMisuseError:
+    return RuntimeMisuseError(
+        f"task {task.name!r} of runtime {task._runtime.name!r} awaited "
+        f"{type(obj).__module__}.{type(obj).__qualname__} {obj!r}, which the simulator "
+        "does not drive; await only ctx.sleep() and runtime primitives "
+        "(runtime.sleep, event().wait, lock, wait_for, spawned tasks), not asyncio ones"
+    )
+
+
+def _drive(task: SimTask[Any], coro: Coroutine[Any, Any, Any]) -> Generator[Event, Any, None]:
+    """Drive ``coro`` as a SimPy process, forwarding event values and exceptions.
+
+    The task records the outcome, and the process succeeds with ``None``, so
+    SimPy neither copies nor re-raises task exceptions. The exceptions are
+    ``KeyboardInterrupt`` and ``SystemExit``, which fail the process so that they
+    stop the simulation.
+    """
+    runtime = task._runtime
+    send = coro.send
+    step: Callable[[Any], Any] = send
+    arg: Any = None
+    event_type = Event
+    if task._cancel_requested:
+        # Cancelled before it started: the body never runs, as with asyncio.
+        task._cancel_requested = False
+        step = coro.throw
+        arg = CancelledError()
+    while True:
+        runtime.hops += 1
+        try:
+            event = step(arg)
+        except StopIteration as stop:
+            # ``arg`` may be an exception the coroutine caught. Its traceback
+            # holds this frame, so keeping it would make a reference cycle that
+            # only the cyclic garbage collector could free.
+            arg = None
+            task._set_result(stop.value)
+            return
+        except CancelledError:
+            arg = None
+            task._set_cancelled()
+            return
+        except (KeyboardInterrupt, SystemExit) as exc:
+            task._set_exception(exc)
+            raise
+        except BaseException as exc:
+            arg = None
+            task._set_exception(exc)
+            return
+        if not isinstance(event, event_type):
+            step = coro.throw
+            arg = _foreign(task, event)
+            continue
+        step = send
+        try:
+            arg = yield event
+        except GeneratorExit:
+            raise  # SimRuntime._drop closes the trampoline after the coroutine.
+        except Interrupt as interrupt:
+            step = coro.throw
+            cause = interrupt.cause
+            if cause is _CANCEL:
+                task._cancel_requested = False
+                arg = CancelledError()
+            elif cause.__class__ is Deadline:
+                if cause.armed:
+                    cause.armed = False
+                    cause.expired = True
+                    arg = CancelledError()
+                else:
+                    # Its wait_for returned before the interrupt arrived: wait on.
+                    runtime.hops -= 1
+                    step = _returning(event)
+            else:
+                arg = interrupt
+        except BaseException as exc:
+            # A failed event: SimPy throws a copy of its exception, chained to the original.
+            step = coro.throw
+            arg = exc
 
 
 __all__ = ["SimEvent", "SimLock", "SimTask", "wait_event"]

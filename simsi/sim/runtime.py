@@ -30,19 +30,23 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import simpy
 from simpy.events import NORMAL, PENDING, URGENT, Event, Initialize, Timeout
-from simpy.exceptions import Interrupt
 
-from simsi.core.errors import ConfigError, DeadIncarnationError, RuntimeMisuseError
+from simsi.core.errors import ConfigError, DeadIncarnationError
 from simsi.core.runtime import Runtime
 from simsi.sim.clock import HostClock
-from simsi.sim.primitives import SimEvent, SimLock, SimTask, wait_event
+from simsi.sim.primitives import (
+    _CANCEL,
+    Deadline,
+    SimEvent,
+    SimLock,
+    SimTask,
+    _drive,
+    wait_event,
+)
 
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
-
-# Interrupt cause that the trampoline turns into ``CancelledError``.
-_CANCEL = object()
 
 
 class _Sleep(Timeout):
@@ -177,10 +181,12 @@ class SimRuntime:
     async def wait_for(self, aw: Awaitable[T], timeout: float | None) -> T:
         """Await ``aw`` for at most ``timeout`` host seconds.
 
-        ``aw`` runs as its own task unless it already is one. On timeout the task
-        is cancelled and awaited, and ``TimeoutError`` is raised. A task that
-        catches the cancellation and returns gives its result instead, as with
-        ``asyncio.wait_for`` on Python 3.11. Cancelling the caller cancels ``aw`` too.
+        ``aw`` runs in the calling task. On timeout ``CancelledError`` is thrown
+        in at its current ``await``, and once it has finished, ``TimeoutError`` is
+        raised. An ``aw`` that catches the cancellation and returns gives its
+        result instead, as with ``asyncio.wait_for`` on Python 3.11. A
+        :class:`SimTask` is cancelled on timeout and awaited until it finished.
+        Cancelling the caller cancels ``aw`` too.
 
         Raises:
             TimeoutError: ``aw`` did not finish within ``timeout`` seconds.
@@ -194,7 +200,32 @@ class SimRuntime:
             return await aw
         if timeout != timeout:
             raise ConfigError(f"invalid timeout {timeout!r}: expected seconds or None")
-        task = self._as_task(aw)
+        delay = self._clock.true_duration(timeout) if timeout > 0 else 0.0
+        process = self._env.active_process
+        if (
+            isinstance(aw, SimTask)
+            or process is None
+            or getattr(process._generator, "gi_code", None) is not _DRIVE_CODE
+        ):
+            # Not called from a trampoline, which alone understands a Deadline.
+            return await self._wait_for_task(self._as_task(aw), timeout, delay)
+        deadline = Deadline(process)
+        expire = deadline.expire
+        timer = Timeout(self._env, delay)
+        timer.callbacks.append(expire)
+        try:
+            return await aw
+        except CancelledError as exc:
+            if deadline.expired:
+                raise TimeoutError(f"{_describe(aw)} did not finish within {timeout} s") from exc
+            raise
+        finally:
+            deadline.armed = False
+            if timer.callbacks is not None:
+                timer.callbacks.remove(expire)
+
+    async def _wait_for_task(self, task: SimTask[T], timeout: float, delay: float) -> T:
+        """Await ``task``, cancelling it after ``delay`` true seconds; see :meth:`wait_for`."""
         if task.done():
             return task.result()
         timed_out = False
@@ -205,7 +236,6 @@ class SimRuntime:
                 timed_out = True
                 task.cancel()
 
-        delay = self._clock.true_duration(timeout) if timeout > 0 else 0.0
         timer = Timeout(self._env, delay)
         timer.callbacks.append(expire)
         try:
@@ -335,6 +365,9 @@ class SimRuntime:
         self._tasks.pop(task, None)
 
 
+_DRIVE_CODE = _drive.__code__
+
+
 def _defer(env: simpy.Environment, fn: Callable[[SimTask[Any]], None], task: SimTask[Any]) -> None:
     """Call ``fn(task)`` after the current step, before other events due now."""
     event = Event(env)
@@ -362,71 +395,6 @@ async def _await(aw: Awaitable[T]) -> T:
 
 def _describe(aw: object) -> str:
     return getattr(aw, "__qualname__", None) or type(aw).__name__
-
-
-def _foreign(task: SimTask[Any], obj: object) -> RuntimeMisuseError:
-    return RuntimeMisuseError(
-        f"task {task.name!r} of runtime {task._runtime.name!r} awaited "
-        f"{type(obj).__module__}.{type(obj).__qualname__} {obj!r}, which the simulator "
-        "does not drive; await only ctx.sleep() and runtime primitives "
-        "(runtime.sleep, event().wait, lock, wait_for, spawned tasks), not asyncio ones"
-    )
-
-
-def _drive(task: SimTask[Any], coro: Coroutine[Any, Any, Any]) -> Generator[Event, Any, None]:
-    """Drive ``coro`` as a SimPy process, forwarding event values and exceptions.
-
-    The task records the outcome, and the process succeeds with ``None``, so
-    SimPy neither copies nor re-raises task exceptions. The exceptions are
-    ``KeyboardInterrupt`` and ``SystemExit``, which fail the process so that they
-    stop the simulation.
-    """
-    runtime = task._runtime
-    send = coro.send
-    step: Callable[[Any], Any] = send
-    arg: Any = None
-    event_type = Event
-    if task._cancel_requested:
-        # Cancelled before it started: the body never runs, as with asyncio.
-        task._cancel_requested = False
-        step = coro.throw
-        arg = CancelledError()
-    while True:
-        runtime.hops += 1
-        try:
-            event = step(arg)
-        except StopIteration as stop:
-            task._set_result(stop.value)
-            return
-        except CancelledError:
-            task._set_cancelled()
-            return
-        except (KeyboardInterrupt, SystemExit) as exc:
-            task._set_exception(exc)
-            raise
-        except BaseException as exc:
-            task._set_exception(exc)
-            return
-        if not isinstance(event, event_type):
-            step = coro.throw
-            arg = _foreign(task, event)
-            continue
-        step = send
-        try:
-            arg = yield event
-        except GeneratorExit:
-            raise  # SimRuntime._drop closes the trampoline after the coroutine.
-        except Interrupt as interrupt:
-            step = coro.throw
-            if interrupt.cause is _CANCEL:
-                task._cancel_requested = False
-                arg = CancelledError()
-            else:
-                arg = interrupt
-        except BaseException as exc:
-            # A failed event: SimPy throws a copy of its exception, chained to the original.
-            step = coro.throw
-            arg = exc
 
 
 if TYPE_CHECKING:
