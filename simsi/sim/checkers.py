@@ -6,24 +6,18 @@ end of the run. The property holds when no two different incarnations hold the
 same instance over true-time intervals that overlap by more than zero. The
 first counterexample is the overlap that starts earliest.
 
-**Alarm delivery.** An alarm is one ``alarm_set`` event, identified by instance,
-alarm id and revision. Setting the same alarm id again *replaces* the earlier
-revision, which then needs no delivery. By the end of the run every alarm must be
-done: removed as ``succeeded``, ``cancelled`` or ``attempts_exhausted``. An alarm
-not done is *lost* if its due time plus ``grace_s`` is not after the end of the
-run, and *pending* otherwise. *Duplicates* count handler successes beyond the
-first for one alarm (at-least-once delivery made visible). An alarm's *due time*
-is the true time at which the clock of the incarnation that set it reads its
-``fires_at``, assuming that clock keeps the offset and drift it had at the set.
-A retry sets a new due time in the same way, with the retrying host's clock. A
-fire is *early* if it happens more than :data:`EARLY_TOLERANCE_US` before the
-due time, which catches hosts whose clocks run ahead of the setter's; *lag* is
-the fire's true time minus the due time, for first attempts.
+**Alarm delivery.** Lost, pending, duplicate, phantom, early and late alarms;
+see :mod:`simsi.sim.alarm_check` for the definitions.
 
 **Routing.** A request is *misrouted* if a host served it successfully
 although the authoritative configuration names another owner. Requests that a
 host rejected with ``NotOwnerError`` (the client's view disagreed) are counted
-as routing failures but do not break the property.
+as routing failures but do not break the property. *Availability* is the
+fraction of sent requests the client saw answered ``ok``.
+
+**Store.** The peak number of store reads in flight at once, and the store's
+call and failure counts, from the ``store_stats`` event the world records at
+the end of a run.
 """
 
 from __future__ import annotations
@@ -31,14 +25,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from simsi.sim.alarm_check import (
+    EARLY_TOLERANCE_US,
+    AlarmResult,
+    EarlyFire,
+    LostAlarm,
+    PhantomFire,
+    check_alarms,
+)
 from simsi.sim.trace import MICROS, TraceEvent
-
-EARLY_TOLERANCE_US = 10
-"""Microseconds a fire may precede its due time without counting as early.
-
-Host readings are epoch seconds near 1.7e9, where a float resolves about 0.24 µs,
-so converting between host and true time can be off by a few microseconds.
-"""
 
 
 @dataclass(frozen=True)
@@ -141,160 +136,6 @@ def check_single_instance(events: Sequence[TraceEvent], end_us: int) -> SingleIn
     return SingleInstanceResult(first is None, len(spans_found), violated, first)
 
 
-@dataclass
-class _AlarmRecord:
-    instance_id: str
-    alarm_id: str
-    rev: int
-    set_us: int
-    due_us: int
-    inc: str
-    fires: int = 0
-    handled: int = 0
-    done: str | None = None
-    replaced: bool = False
-
-
-@dataclass(frozen=True)
-class LostAlarm:
-    """An alarm that was due but never done."""
-
-    instance_id: str
-    alarm_id: str
-    set_by: str
-    set_us: int
-    due_us: int
-    fires: int
-
-
-@dataclass(frozen=True)
-class AlarmResult:
-    """The alarm delivery check.
-
-    Attributes:
-        set: alarms set (revisions written to the store).
-        fired: handler runs started, retries included.
-        done: alarms removed after a successful handler.
-        cancelled: alarms cancelled.
-        exhausted: alarms dropped after their attempts ran out.
-        replaced: alarms replaced by a later set of the same id.
-        lost: alarms due at least ``grace_s`` before the end and never done.
-        pending: alarms not done whose due time was too close to the end to judge.
-        duplicates: successful handler runs beyond the first, over all alarms.
-        early_fires: fires more than the tolerance before the due time.
-        max_early_s: the largest amount by which a fire was early, in seconds.
-        lags_s: true seconds from due time to first fire, one per alarm that fired, sorted.
-    """
-
-    set: int
-    fired: int
-    done: int
-    cancelled: int
-    exhausted: int
-    replaced: int
-    lost: tuple[LostAlarm, ...]
-    pending: int
-    duplicates: int
-    early_fires: int
-    max_early_s: float
-    lags_s: tuple[float, ...] = field(repr=False)
-
-    @property
-    def holds(self) -> bool:
-        """Whether no alarm was lost."""
-        return not self.lost
-
-    def lag_quantile(self, q: float) -> float | None:
-        """Return the ``q`` quantile (0 to 1, nearest rank) of the lags, or ``None`` without fires."""
-        if not self.lags_s:
-            return None
-        rank = min(len(self.lags_s) - 1, max(0, int(q * len(self.lags_s) + 0.999999) - 1))
-        return self.lags_s[rank]
-
-
-def check_alarms(events: Sequence[TraceEvent], end_us: int, grace_s: float) -> AlarmResult:
-    """Check alarm delivery over a finished run's trace."""
-    records: dict[tuple[str, str, int], _AlarmRecord] = {}
-    current: dict[tuple[str, str], _AlarmRecord] = {}
-    fired = early = 0
-    max_early_us = 0
-    lags: list[float] = []
-
-    for event in events:
-        kind = event.kind
-        if not kind.startswith("alarm_"):
-            continue
-        ident = (event["inst"], event["alarm"])
-        if kind == "alarm_set":
-            old = current.get(ident)
-            if old is not None and old.done is None:
-                old.replaced = True
-            record = _AlarmRecord(*ident, event["rev"], event.t_us, event["due_us"], event["inc"])
-            records[(*ident, record.rev)] = record
-            current[ident] = record
-            continue
-
-        if kind == "alarm_done" and event["rev"] == 0:
-            found = current.get(ident)
-        else:
-            found = records.get((*ident, event["rev"]))
-        if found is None:
-            continue
-
-        if kind == "alarm_fire":
-            fired += 1
-            found.fires += 1
-            ahead = found.due_us - event.t_us
-            if ahead > EARLY_TOLERANCE_US:
-                early += 1
-                max_early_us = max(max_early_us, ahead)
-            if found.fires == 1:
-                lags.append((event.t_us - found.due_us) / MICROS)
-        elif kind == "alarm_handled":
-            found.handled += 1
-        elif kind == "alarm_retry":
-            found.due_us = event["due_us"]
-        elif kind == "alarm_done" and found.done is None:
-            found.done = event["reason"]
-
-    grace_us = round(grace_s * MICROS)
-    lost: list[LostAlarm] = []
-    pending = 0
-    reasons = {"succeeded": 0, "cancelled": 0, "attempts_exhausted": 0}
-    for record in records.values():
-        if record.done is not None:
-            reasons[record.done] = reasons.get(record.done, 0) + 1
-        elif not record.replaced:
-            if record.due_us + grace_us <= end_us:
-                lost.append(
-                    LostAlarm(
-                        record.instance_id,
-                        record.alarm_id,
-                        record.inc,
-                        record.set_us,
-                        record.due_us,
-                        record.fires,
-                    )
-                )
-            else:
-                pending += 1
-
-    return AlarmResult(
-        set=len(records),
-        fired=fired,
-        done=reasons["succeeded"],
-        cancelled=reasons["cancelled"],
-        exhausted=reasons["attempts_exhausted"],
-        replaced=sum(1 for record in records.values() if record.replaced),
-        lost=tuple(lost),
-        pending=pending,
-        duplicates=sum(max(0, record.handled - 1) for record in records.values()),
-        early_fires=early,
-        max_early_s=max_early_us / MICROS,
-        lags_s=tuple(sorted(lags)),
-    )
-
-
 @dataclass(frozen=True)
 class RoutingResult:
     """The routing check and the request outcomes.
@@ -317,6 +158,13 @@ class RoutingResult:
     served: int
     sent: int
     client_outcomes: dict[str, int]
+
+    @property
+    def availability(self) -> float | None:
+        """The fraction of sent requests the client saw answered ``ok``, or ``None`` if none were sent."""
+        if not self.sent:
+            return None
+        return self.client_outcomes.get("ok", 0) / self.sent
 
 
 def check_routing(events: Sequence[TraceEvent]) -> RoutingResult:
@@ -347,12 +195,33 @@ def check_routing(events: Sequence[TraceEvent]) -> RoutingResult:
 
 
 @dataclass(frozen=True)
+class StoreResult:
+    """What the store saw: the peak of concurrent reads, calls and failed calls.
+
+    All are 0 for a trace without a ``store_stats`` event.
+    """
+
+    peak_concurrent_reads: int = 0
+    calls: int = 0
+    failures: int = 0
+
+
+def check_store(events: Sequence[TraceEvent]) -> StoreResult:
+    """Return the store counters of the last ``store_stats`` event."""
+    for event in reversed(events):
+        if event.kind == "store_stats":
+            return StoreResult(event["peak_reads"], event["calls"], event["failures"])
+    return StoreResult()
+
+
+@dataclass(frozen=True)
 class CheckResults:
     """Every checker's result for one run."""
 
     single_instance: SingleInstanceResult
     alarms: AlarmResult
     routing: RoutingResult
+    store: StoreResult = field(default_factory=StoreResult)
 
 
 def check_all(events: Sequence[TraceEvent], end_us: int, grace_s: float) -> CheckResults:
@@ -361,4 +230,26 @@ def check_all(events: Sequence[TraceEvent], end_us: int, grace_s: float) -> Chec
         single_instance=check_single_instance(events, end_us),
         alarms=check_alarms(events, end_us, grace_s),
         routing=check_routing(events),
+        store=check_store(events),
     )
+
+
+__all__ = [
+    "EARLY_TOLERANCE_US",
+    "AlarmResult",
+    "CheckResults",
+    "EarlyFire",
+    "Holding",
+    "LostAlarm",
+    "Overlap",
+    "PhantomFire",
+    "RoutingResult",
+    "SingleInstanceResult",
+    "StoreResult",
+    "check_alarms",
+    "check_all",
+    "check_routing",
+    "check_single_instance",
+    "check_store",
+    "holdings",
+]

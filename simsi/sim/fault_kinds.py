@@ -1,9 +1,11 @@
-"""The built-in fault kinds: process lifecycle, clocks, duplicate identity and store outages.
+"""The built-in fault kinds for processes, clocks and the alarm store.
 
 Each kind is a :class:`~simsi.sim.faults.FaultKind` registered on import. Its
 transition function checks the schedule before the run (for example, a restart
 needs the host to be down) and its apply function changes the world when the
-fault's true time comes. A new kind follows the same pattern.
+fault's true time comes. A new kind follows the same pattern. Network kinds are
+in :mod:`simsi.sim.fault_kinds_network`, fleet and rollout kinds in
+:mod:`simsi.sim.fault_kinds_fleet`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ def _needs_up(verb: str) -> Transition:
     def transition(live: int, params: Mapping[str, Any]) -> int:
         if live == 0:
             raise ValueError(f"cannot {verb} it: no incarnation of it is running then")
-        return 0 if params.get("incarnation", "all") == "all" else live - 1
+        after = 0 if params.get("incarnation", "all") == "all" else live - 1
+        # A restart scheduled by the fault itself brings one process back.
+        return after + (1 if params.get("restart_after_s") is not None else 0)
 
     return transition
 
@@ -58,6 +62,13 @@ def _duplicate(live: int, params: Mapping[str, Any]) -> int:
     return live + 1
 
 
+def _crash_after_handled(live: int, params: Mapping[str, Any]) -> int:
+    if live == 0:
+        raise ValueError("cannot crash it after an alarm: no incarnation of it is running then")
+    # Whether the crash happens depends on an alarm finishing within the window.
+    return live
+
+
 # -- apply functions ------------------------------------------------------------------------
 
 
@@ -68,19 +79,31 @@ def _host(fault: Fault) -> str:
 
 
 def _apply_crash(world: FaultTarget, fault: Fault) -> None:
-    world.crash_host(_host(fault), param_value(fault, "incarnation"))
+    world.crash_host(
+        _host(fault), param_value(fault, "incarnation"), param_value(fault, "restart_after_s")
+    )
 
 
 def _apply_stop(world: FaultTarget, fault: Fault) -> None:
-    world.stop_host(_host(fault), param_value(fault, "incarnation"))
+    world.stop_host(
+        _host(fault),
+        param_value(fault, "incarnation"),
+        param_value(fault, "drain_s"),
+        param_value(fault, "restart_after_s"),
+    )
 
 
 def _apply_restart(world: FaultTarget, fault: Fault) -> None:
-    world.start_host(_host(fault))
+    world.start_host(_host(fault), param_value(fault, "offset_s"), param_value(fault, "drift_ppm"))
 
 
 def _apply_replace(world: FaultTarget, fault: Fault) -> None:
-    world.replace_host(_host(fault), param_value(fault, "start_delay_s"))
+    world.replace_host(
+        _host(fault),
+        param_value(fault, "start_delay_s"),
+        param_value(fault, "drain_s"),
+        param_value(fault, "start_after"),
+    )
 
 
 def _apply_rolling_update(world: FaultTarget, fault: Fault) -> None:
@@ -113,13 +136,52 @@ def _apply_store_outage(world: FaultTarget, fault: Fault) -> None:
     world.store_outage(param_value(fault, "duration_s"))
 
 
+def _apply_store_latency(world: FaultTarget, fault: Fault) -> None:
+    world.store_latency(
+        param_value(fault, "duration_s"),
+        param_value(fault, "factor"),
+        param_value(fault, "latency_ms"),
+    )
+
+
+def _apply_crash_after_handled(world: FaultTarget, fault: Fault) -> None:
+    world.crash_after_alarm_handled(
+        _host(fault), param_value(fault, "window_s"), param_value(fault, "restart_after_s")
+    )
+
+
+# -- parameters ------------------------------------------------------------------------------
+
 _INCARNATION = Param(
     "incarnation", "all", choices=INCARNATION_CHOICES, example='incarnation = "oldest"'
 )
 _START_DELAY = Param("start_delay_s", 1.0, minimum=0, unit="seconds", example="start_delay_s = 2")
+_RESTART_AFTER = Param(
+    "restart_after_s",
+    None,
+    minimum=0,
+    unit="seconds after the fault, or leave it out to keep the host down",
+    example="restart_after_s = 5",
+    draw=(1.0, 10.0),
+)
+_DRAIN = Param(
+    "drain_s",
+    None,
+    minimum=0,
+    unit="seconds the process may drain before it is killed (terminationGracePeriodSeconds)",
+    example="drain_s = 30",
+)
+_DURATION = Param(
+    "duration_s",
+    minimum=0,
+    above=True,
+    unit="seconds",
+    example="duration_s = 5",
+    draw=(1.0, 30.0),
+)
 
 
-def _drift_param(default: Any, example: str) -> Param:
+def _drift_param(default: Any, example: str, draw: tuple[float, float] | None = None) -> Param:
     return Param(
         "drift_ppm",
         default,
@@ -127,6 +189,7 @@ def _drift_param(default: Any, example: str) -> Param:
         above=True,
         unit="parts per million",
         example=example,
+        draw=draw,
     )
 
 
@@ -135,19 +198,21 @@ register(
         name="crash",
         summary="kill the host's process: pending work is lost",
         targets_host=True,
-        params=(_INCARNATION,),
+        params=(_INCARNATION, _RESTART_AFTER),
         apply=_apply_crash,
         transition=_needs_up("crash"),
+        budget=True,
     )
 )
 register(
     FaultKind(
         name="stop",
-        summary="stop the host gracefully: drain instances, then exit",
+        summary="stop the host gracefully: stop taking requests, drain instances, then exit",
         targets_host=True,
-        params=(_INCARNATION,),
+        params=(_INCARNATION, _DRAIN, _RESTART_AFTER),
         apply=_apply_stop,
         transition=_needs_up("stop"),
+        budget=True,
     )
 )
 register(
@@ -155,7 +220,15 @@ register(
         name="restart",
         summary="start a new process for a host that is down",
         targets_host=True,
-        params=(),
+        params=(
+            Param(
+                "offset_s",
+                None,
+                unit="seconds; the new process runs on a machine with this clock offset",
+                example="offset_s = 5",
+            ),
+            _drift_param(None, "drift_ppm = 100"),
+        ),
         apply=_apply_restart,
         transition=_restart,
     )
@@ -163,9 +236,18 @@ register(
 register(
     FaultKind(
         name="replace",
-        summary="stop the host gracefully, then start its replacement",
+        summary="stop the host gracefully and start its replacement",
         targets_host=True,
-        params=(_START_DELAY,),
+        params=(
+            _START_DELAY,
+            _DRAIN,
+            Param(
+                "start_after",
+                "exit",
+                choices=("exit", "stop"),
+                example='start_after = "stop"',
+            ),
+        ),
         apply=_apply_replace,
         transition=_replace,
     )
@@ -193,8 +275,9 @@ register(
         name="clock_offset",
         summary="set the host clock's offset from true time",
         targets_host=True,
-        params=(Param("offset_s", unit="seconds", example="offset_s = 2.5"),),
+        params=(Param("offset_s", unit="seconds", example="offset_s = 2.5", draw=(-5.0, 5.0)),),
         apply=_apply_clock_offset,
+        budget=True,
     )
 )
 register(
@@ -202,8 +285,9 @@ register(
         name="clock_drift",
         summary="set the host clock's rate error",
         targets_host=True,
-        params=(_drift_param(REQUIRED, "drift_ppm = 200"),),
+        params=(_drift_param(REQUIRED, "drift_ppm = 200", draw=(-500.0, 500.0)),),
         apply=_apply_clock_drift,
+        budget=True,
     )
 )
 register(
@@ -211,8 +295,9 @@ register(
         name="clock_step",
         summary="jump the host clock forward or back",
         targets_host=True,
-        params=(Param("step_s", unit="seconds", example="step_s = -3"),),
+        params=(Param("step_s", unit="seconds", example="step_s = -3", draw=(-10.0, 10.0)),),
         apply=_apply_clock_step,
+        budget=True,
     )
 )
 register(
@@ -221,11 +306,12 @@ register(
         summary="start a second process claiming the host's name while the first one runs",
         targets_host=True,
         params=(
-            Param("offset_s", 0.0, unit="seconds", example="offset_s = 0.5"),
+            Param("offset_s", 0.0, unit="seconds", example="offset_s = 0.5", draw=(-1.0, 1.0)),
             _drift_param(0.0, "drift_ppm = 0"),
         ),
         apply=_apply_duplicate,
         transition=_duplicate,
+        budget=True,
     )
 )
 register(
@@ -233,9 +319,57 @@ register(
         name="store_outage",
         summary="make the alarm store unavailable for a while",
         targets_host=False,
-        params=(
-            Param("duration_s", minimum=0, above=True, unit="seconds", example="duration_s = 5"),
-        ),
+        params=(_DURATION,),
         apply=_apply_store_outage,
+        budget=True,
+    )
+)
+register(
+    FaultKind(
+        name="store_latency",
+        summary="multiply or replace the alarm store's latency for a while",
+        targets_host=False,
+        params=(
+            _DURATION,
+            Param(
+                "factor",
+                1.0,
+                minimum=0,
+                unit="times the configured latency",
+                example="factor = 20",
+                draw=(2.0, 50.0),
+            ),
+            Param(
+                "latency_ms",
+                None,
+                value_type="range",
+                unit="milliseconds, replacing the configured latency before the factor",
+                example="latency_ms = [200, 500]",
+            ),
+        ),
+        apply=_apply_store_latency,
+        budget=True,
+    )
+)
+register(
+    FaultKind(
+        name="crash_after_alarm_handled",
+        summary="crash the host right after an alarm handler succeeded, before the store is told",
+        targets_host=True,
+        params=(
+            Param(
+                "window_s",
+                60.0,
+                minimum=0,
+                above=True,
+                unit="seconds after the fault during which the next handled alarm triggers it",
+                example="window_s = 30",
+                draw=(5.0, 30.0),
+            ),
+            _RESTART_AFTER,
+        ),
+        apply=_apply_crash_after_handled,
+        transition=_crash_after_handled,
+        budget=True,
     )
 )

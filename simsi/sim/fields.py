@@ -190,6 +190,70 @@ class Table:
             raise self.error(name, f"invalid value {list(value)!r}: expected {wanted}{fix}")
         return (low, high)
 
+    def optional_number(
+        self,
+        name: str,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        above: bool = False,
+        unit: str = "",
+        example: str = "",
+    ) -> float | None:
+        """Return ``name`` as :meth:`number` does, or ``None`` when the key is missing."""
+        if not self.has(name):
+            self.raw(name, None)
+            return None
+        return self.number(
+            name, minimum=minimum, maximum=maximum, above=above, unit=unit, example=example
+        )
+
+    def strings(
+        self,
+        name: str,
+        default: Any = REQUIRED,
+        *,
+        choices: Sequence[str] | None = None,
+        min_items: int = 0,
+        example: str = "",
+    ) -> tuple[str, ...]:
+        """Return ``name`` as a tuple of distinct non-empty strings, each one of ``choices`` if given."""
+        value = self.raw(name, default, example=example)
+        return self.check_strings(
+            name, value, choices=choices, min_items=min_items, example=example
+        )
+
+    def check_strings(
+        self,
+        name: str,
+        value: Any,
+        *,
+        choices: Sequence[str] | None = None,
+        min_items: int = 0,
+        example: str = "",
+    ) -> tuple[str, ...]:
+        """Check ``value`` read from key ``name`` as :meth:`strings` does and return it."""
+        fix = f"; write e.g. {example}" if example else ""
+        wanted = "a list of non-empty strings" + (
+            f" with at least {min_items} item(s)" if min_items else ""
+        )
+        if (
+            not isinstance(value, list | tuple)
+            or len(value) < min_items
+            or not all(isinstance(item, str) and item for item in value)
+        ):
+            raise self.error(name, f"invalid value {value!r}: expected {wanted}{fix}")
+        if len(set(value)) != len(value):
+            raise self.error(name, f"invalid value {list(value)!r}: an item is repeated{fix}")
+        if choices is not None:
+            for item in value:
+                if item not in choices:
+                    options = ", ".join(repr(choice) for choice in choices)
+                    raise self.error(
+                        name, f"invalid item {item!r} in {list(value)!r}: expected one of {options}"
+                    )
+        return tuple(value)
+
     def table(self, name: str) -> Table:
         """Return sub-table ``name`` (empty when missing)."""
         value = self.raw(name, {})
@@ -248,11 +312,17 @@ def format_toml(data: Mapping[str, Any]) -> str:
     """Return ``data`` as TOML text: top-level values, then tables, then arrays of tables.
 
     Handles the value types scenarios use: strings, booleans, numbers, ``None``
-    (left out), lists of those, tables, and lists of tables.
+    (left out), lists of those, tables (nested tables become ``[a.b]``), and
+    lists of tables.
 
     Raises:
         TypeError: a value has another type.
     """
+    lines = _format_table(data, "")
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _format_table(data: Mapping[str, Any], prefix: str) -> list[str]:
     lines: list[str] = []
     tables: list[tuple[str, Mapping[str, Any]]] = []
     arrays: list[tuple[str, list[Mapping[str, Any]]]] = []
@@ -264,13 +334,14 @@ def format_toml(data: Mapping[str, Any]) -> str:
         elif value is not None:
             lines.append(f"{key} = {_toml_value(value)}")
     for key, table in tables:
-        lines += ["", f"[{key}]"]
-        lines += [f"{name} = {_toml_value(v)}" for name, v in table.items() if v is not None]
+        name = f"{prefix}{key}"
+        lines += ["", f"[{name}]"]
+        lines += _format_table(table, f"{name}.")
     for key, items in arrays:
         for item in items:
-            lines += ["", f"[[{key}]]"]
-            lines += [f"{name} = {_toml_value(v)}" for name, v in item.items() if v is not None]
-    return "\n".join(lines) + "\n"
+            lines += ["", f"[[{prefix}{key}]]"]
+            lines += _format_table(item, f"{prefix}{key}.")
+    return lines
 
 
 def _toml_value(value: Any) -> str:

@@ -1,11 +1,14 @@
 """Simulated hosts and their incarnations.
 
-A :class:`SimHost` is a host id with a machine clock. Each process that runs as
+A :class:`SimHost` is a host id in one fleet, with a machine clock and the
+cluster configuration its next process starts with. Each process that runs as
 that host is an :class:`Incarnation` with its own
 :class:`~simsi.sim.runtime.SimRuntime`, store handle and
 :class:`~simsi.core.manager.InterfaceManager`. A restart makes a new incarnation.
 A duplicate host identity is a second incarnation of the same host id running
-at the same time, on another machine with its own clock.
+at the same time, on another machine with its own clock. A host of a second
+fleet (blue/green) is another :class:`SimHost` with the same host id; its
+processes are named ``"green:host-1#0"``.
 
 Only a *ready* incarnation (started, first alarm pages loaded, not stopping)
 receives messages, as a Kubernetes Service routes only to ready pods.
@@ -75,13 +78,38 @@ class HostServices:
     alarm_handled_hooks: list[Callable[[Incarnation, Alarm], None]] = field(default_factory=list)
 
 
-class SimHost:
-    """One host id, its machine clock and every incarnation that ran as it."""
+MAIN_FLEET = "main"
+"""The fleet of the hosts that start at true time 0; its process labels have no fleet prefix."""
 
-    def __init__(self, host_id: str, clock: HostClock) -> None:
+
+class SimHost:
+    """One host id in one fleet, its machine clock and every incarnation that ran as it.
+
+    Args:
+        host_id: the host id, like ``"host-1"``.
+        clock: the clock of the machine its processes run on.
+        fleet: the fleet's name; :data:`MAIN_FLEET` for the hosts that start at time 0.
+        placement: the configuration its next process routes by, or ``None`` for the
+            world's starting configuration.
+    """
+
+    def __init__(
+        self,
+        host_id: str,
+        clock: HostClock,
+        fleet: str = MAIN_FLEET,
+        placement: Placement | None = None,
+    ) -> None:
         self.host_id = host_id
         self.clock = clock
+        self.fleet = fleet
+        self.placement = placement
         self.incarnations: list[Incarnation] = []
+
+    @property
+    def key(self) -> str:
+        """The name messages address: the host id, prefixed ``"fleet:"`` outside the main fleet."""
+        return self.host_id if self.fleet == MAIN_FLEET else f"{self.fleet}:{self.host_id}"
 
     def live(self) -> list[Incarnation]:
         """Return the incarnations that have neither stopped nor crashed, oldest first."""
@@ -104,7 +132,7 @@ class Incarnation:
         host: the host this process claims to be.
         clock: the clock of the machine it runs on.
         placement: the cluster configuration this process routes by; defaults to
-            ``services.placement`` (a config rollout or a second fleet passes its own).
+            the host's placement, or else ``services.placement``.
     """
 
     def __init__(
@@ -117,7 +145,7 @@ class Incarnation:
         self.services = services
         self.host = host
         self.number = len(host.incarnations)
-        self.label = f"{host.host_id}#{self.number}"
+        self.label = f"{host.key}#{self.number}"
         self.clock = clock
         env = services.env
         self.runtime = SimRuntime(
@@ -125,7 +153,8 @@ class Incarnation:
         )
         self.observer = TraceObserver(self)
         self.store = services.store.handle(self.runtime, self.label)
-        placement = placement or services.placement
+        placement = placement or host.placement or services.placement
+        self.placement = placement
         self.manager = InterfaceManager(
             host.host_id,
             list(placement.hosts),
@@ -164,22 +193,45 @@ class Incarnation:
             self.state = IncarnationState.READY
             self.ready.succeed()
 
-    def crash(self) -> None:
-        """Kill the process: pending coroutines are dropped and later effects rejected."""
+    def crash(self, cause: str | None = None) -> None:
+        """Kill the process: pending coroutines are dropped and later effects rejected.
+
+        Args:
+            cause: why, when it is not a plain crash fault, like ``"drain_timeout"``;
+                recorded in the ``host_crash`` event.
+        """
         if self.state in (IncarnationState.STOPPED, IncarnationState.CRASHED):
             return
         self.state = IncarnationState.CRASHED
-        self.record("host_crash")
+        if cause is None:
+            self.record("host_crash")
+        else:
+            self.record("host_crash", cause=cause)
         self.runtime.kill()
         self._end()
 
-    def stop(self) -> None:
-        """Stop gracefully: stop taking messages, close the manager, then exit."""
+    def stop(self, drain_s: float | None = None) -> None:
+        """Stop gracefully: stop taking messages, close the manager, then exit.
+
+        Args:
+            drain_s: true seconds the process may drain; if the manager has not
+                closed by then, the process is killed, as Kubernetes sends SIGKILL
+                after ``terminationGracePeriodSeconds``. ``None`` waits without limit.
+        """
         if self.state not in (IncarnationState.STARTING, IncarnationState.READY):
             return
         self.state = IncarnationState.STOPPING
-        self.record("host_stopping")
+        if drain_s is None:
+            self.record("host_stopping")
+        else:
+            self.record("host_stopping", drain_s=drain_s)
+            timer = self.services.env.timeout(drain_s)
+            timer.callbacks.append(lambda _event: self._drain_expired())
         self.runtime.spawn(self._close(), name=f"close:{self.label}")
+
+    def _drain_expired(self) -> None:
+        if self.state is IncarnationState.STOPPING:
+            self.crash(cause="drain_timeout")
 
     async def _close(self) -> None:
         await self.manager.close()

@@ -14,8 +14,10 @@ checked the same way as a file (see :func:`validate_scenario`)::
     latency_ms = [1, 5]          # one-way latency, uniform in [min, max]
     loss = 0.0                   # probability that a message is lost
     [store]
-    kind = "sim"
+    kind = "sim"                 # or "foundationdb": the real store on SimKV
     latency_ms = [1, 3]
+    [alarms]
+    max_attempts = 5             # and backoff_s, page_size, load_concurrency, ...
     [workload]
     instances = 20               # ids inst-0 .. inst-19
     request_rate = 10            # requests per second, Poisson arrivals
@@ -26,6 +28,10 @@ checked the same way as a file (see :func:`validate_scenario`)::
     at = 10
     kind = "crash"
     host = "host-1"
+    [faults_random]              # optional: faults drawn from the seed
+    kinds = ["clock_step"]
+    count = 2
+    window_s = [5, 50]
     [run]
     duration_s = 60              # the workload sends requests until then
     drain_s = 30                 # then the run goes on this long so alarms can finish
@@ -33,6 +39,8 @@ checked the same way as a file (see :func:`validate_scenario`)::
     [expect]
     single_instance = "holds"
     alarms_lost = 0
+
+``scenarios/README.md`` documents every key.
 """
 
 from __future__ import annotations
@@ -44,102 +52,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simsi.core.errors import ConfigError, ScenarioError
+from simsi.core.errors import ScenarioError
 from simsi.core.placement import Placement
-from simsi.sim.faults import Fault, check_schedule, read_fault
+from simsi.sim.budget import ChoiceSpace, FaultBudget, NumberSpace, ParamSpace, read_budget
+from simsi.sim.faults import Fault, ReadContext, check_schedule, read_fault
 from simsi.sim.fields import Table, format_toml
-from simsi.sim.workload import BUILTIN_INTERFACES, resolve_interface
-
-VERDICTS = ("holds", "violated")
-"""Allowed values of the invariant expectations."""
-
-
-@dataclass(frozen=True)
-class ClusterSpec:
-    """The ``[cluster]`` table: hosts, shards and the interface class."""
-
-    hosts: str = "host-{0..2}"
-    shards: int = 64
-    interface: str = "counter"
-
-
-@dataclass(frozen=True)
-class NetworkSpec:
-    """The ``[network]`` table: one-way latency in milliseconds and loss probability."""
-
-    latency_ms: tuple[float, float] = (1.0, 5.0)
-    loss: float = 0.0
-
-
-@dataclass(frozen=True)
-class StoreSpec:
-    """The ``[store]`` table: the alarm store kind and its per-call latency in milliseconds."""
-
-    kind: str = "sim"
-    latency_ms: tuple[float, float] = (1.0, 3.0)
-
-
-@dataclass(frozen=True)
-class WorkloadSpec:
-    """The ``[workload]`` table.
-
-    Attributes:
-        instances: number of instance ids, ``inst-0`` to ``inst-{instances-1}``.
-        request_rate: requests per second over the whole cluster (Poisson arrivals).
-        alarms_per_request: alarms the instance sets per request.
-        alarm_delay_s: each alarm is due this many host-clock seconds after the request.
-        request_timeout_s: a client gives up on a request after this many true seconds.
-    """
-
-    instances: int = 20
-    request_rate: float = 10.0
-    alarms_per_request: int = 1
-    alarm_delay_s: tuple[float, float] = (1.0, 10.0)
-    request_timeout_s: float = 5.0
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """The ``[run]`` table: durations in true seconds and the seed."""
-
-    duration_s: float = 60.0
-    drain_s: float = 30.0
-    seed: int = 0
-
-    @property
-    def end_s(self) -> float:
-        """True time at which the run stops."""
-        return self.duration_s + self.drain_s
-
-
-@dataclass(frozen=True)
-class Expectations:
-    """The ``[expect]`` table; ``None`` leaves a property unchecked.
-
-    Attributes:
-        single_instance: ``"holds"`` or ``"violated"``.
-        routing: ``"holds"`` (no request served by a non-owner) or ``"violated"``.
-        alarms_lost: the exact number of lost alarms.
-        max_alarm_duplicates: the maximum number of successful alarm handler runs beyond
-            the first one of each alarm.
-        max_early_fires: the maximum number of fires before their alarm's due true time.
-        min_requests_served: the minimum number of requests served successfully.
-        alarm_grace_s: true seconds after its due time at which an alarm not done
-            counts as lost. An alarm due later than that before the end is only pending.
-    """
-
-    single_instance: str | None = None
-    routing: str | None = None
-    alarms_lost: int | None = None
-    max_alarm_duplicates: int | None = None
-    max_early_fires: int | None = None
-    min_requests_served: int | None = None
-    alarm_grace_s: float = 10.0
+from simsi.sim.scenario_read import (
+    read_alarms,
+    read_cluster,
+    read_expect,
+    read_network,
+    read_run,
+    read_store,
+    read_workload,
+    scenario_hosts,
+)
+from simsi.sim.specs import (
+    VERDICTS,
+    AlarmsSpec,
+    ClusterSpec,
+    Expectations,
+    NetworkSpec,
+    RunSpec,
+    StoreSpec,
+    WorkloadSpec,
+)
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """A complete simulation scenario; see the module docstring for the TOML form."""
+    """A complete simulation scenario; see the module docstring for the TOML form.
+
+    Attributes:
+        faults: the fixed fault schedule.
+        faults_random: a budget of faults drawn from the seed, added to ``faults``
+            when the run starts; see :class:`~simsi.sim.budget.FaultBudget`.
+    """
 
     name: str = "scenario"
     description: str = ""
@@ -151,6 +99,8 @@ class Scenario:
     run: RunSpec = field(default_factory=RunSpec)
     expect: Expectations = field(default_factory=Expectations)
     path: str | None = None
+    alarms: AlarmsSpec = field(default_factory=AlarmsSpec)
+    faults_random: FaultBudget | None = None
 
     def with_seed(self, seed: int) -> Scenario:
         """Return a copy that runs with ``seed``."""
@@ -161,15 +111,18 @@ class Scenario:
         data: dict[str, Any] = {"name": self.name}
         if self.description:
             data["description"] = self.description
-        for section in ("cluster", "network", "store", "workload", "run"):
+        for section in ("cluster", "network", "store", "alarms", "workload", "run"):
             values = dataclasses.asdict(getattr(self, section))
             data[section] = {
                 key: list(value) if isinstance(value, tuple) else value
                 for key, value in values.items()
+                if value is not None
             }
         expect = dataclasses.asdict(self.expect)
         data["expect"] = {key: value for key, value in expect.items() if value is not None}
         data["faults"] = [fault.to_dict() for fault in self.faults]
+        if self.faults_random is not None:
+            data["faults_random"] = self.faults_random.to_dict()
         return data
 
     def to_toml(self) -> str:
@@ -225,146 +178,55 @@ def scenario_from_dict(data: Mapping[str, Any], path: str | None = None) -> Scen
     description = top.raw("description", "")
     if not isinstance(description, str):
         raise top.error("description", f"invalid value {description!r}: expected a string")
-    cluster = _read_cluster(top.table("cluster"))
+    cluster = read_cluster(top.table("cluster"))
     hosts = Placement(cluster.hosts, cluster.shards).hosts
-    network = _read_network(top.table("network"))
-    store = _read_store(top.table("store"))
-    workload = _read_workload(top.table("workload"))
-    run = _read_run(top.table("run"))
-    expect = _read_expect(top.table("expect"))
+    network = read_network(top.table("network"))
+    store = read_store(top.table("store"))
+    alarms = read_alarms(top.table("alarms"))
+    workload = read_workload(top.table("workload"))
+    run = read_run(top.table("run"))
+    expect = read_expect(top.table("expect"))
     fault_tables = top.tables("faults", example='[[faults]] at = 10, kind = "crash"')
-    faults = tuple(read_fault(table, hosts, run.end_s) for table in fault_tables)
-    for index, problem in check_schedule(faults, hosts):
+    known = scenario_hosts(hosts, fault_tables)
+    context = ReadContext(tuple(hosts), frozenset(known), run.end_s, cluster.shards)
+    faults = tuple(read_fault(table, context) for table in fault_tables)
+    for index, problem in check_schedule(faults, hosts, known):
         raise fault_tables[index].error(None, problem)
+    budget: FaultBudget | None = None
+    if top.has("faults_random"):
+        budget = read_budget(top.table("faults_random"), hosts, run.end_s)
     top.finish()
-    return Scenario(name, description, cluster, network, store, workload, faults, run, expect, path)
-
-
-def _read_cluster(table: Table) -> ClusterSpec:
-    hosts = table.string("hosts", ClusterSpec.hosts, example='hosts = "host-{0..2}"')
-    shards = table.integer("shards", ClusterSpec.shards, minimum=1, example="shards = 64")
-    interface = table.string("interface", ClusterSpec.interface, example='interface = "counter"')
-    table.finish()
-    try:
-        Placement(hosts, shards)
-    except ConfigError as exc:
-        key = "shards" if "shards" in str(exc) else "hosts"
-        raise table.error(key, str(exc)) from exc
-    try:
-        resolve_interface(interface)
-    except ConfigError as exc:
-        builtins = ", ".join(sorted(BUILTIN_INTERFACES))
-        raise table.error(
-            "interface", f"{exc}; use a built-in ({builtins}) or 'pkg.module:Class'"
-        ) from exc
-    return ClusterSpec(hosts, shards, interface)
-
-
-def _read_network(table: Table) -> NetworkSpec:
-    latency = table.number_range(
-        "latency_ms", NetworkSpec.latency_ms, unit="milliseconds", example="latency_ms = [1, 5]"
+    return Scenario(
+        name,
+        description,
+        cluster,
+        network,
+        store,
+        workload,
+        faults,
+        run,
+        expect,
+        path,
+        alarms,
+        budget,
     )
-    loss = table.number(
-        "loss",
-        NetworkSpec.loss,
-        minimum=0,
-        maximum=1,
-        below=True,
-        unit="probability",
-        example="loss = 0.01",
-    )
-    table.finish()
-    return NetworkSpec(latency, loss)
 
 
-def _read_store(table: Table) -> StoreSpec:
-    kind = table.string("kind", StoreSpec.kind, example='kind = "sim"')
-    if kind != "sim":
-        raise table.error(
-            "kind",
-            f"invalid value {kind!r}: only the simulated store 'sim' is available so far; "
-            'write kind = "sim"',
-        )
-    latency = table.number_range(
-        "latency_ms", StoreSpec.latency_ms, unit="milliseconds", example="latency_ms = [1, 3]"
-    )
-    table.finish()
-    return StoreSpec(kind, latency)
-
-
-def _read_workload(table: Table) -> WorkloadSpec:
-    defaults = WorkloadSpec()
-    instances = table.integer("instances", defaults.instances, minimum=1, example="instances = 20")
-    rate = table.number(
-        "request_rate",
-        defaults.request_rate,
-        minimum=0,
-        above=True,
-        unit="requests per second",
-        example="request_rate = 10",
-    )
-    alarms = table.integer(
-        "alarms_per_request",
-        defaults.alarms_per_request,
-        minimum=0,
-        example="alarms_per_request = 1",
-    )
-    delay = table.number_range(
-        "alarm_delay_s", defaults.alarm_delay_s, unit="seconds", example="alarm_delay_s = [2, 10]"
-    )
-    timeout = table.number(
-        "request_timeout_s",
-        defaults.request_timeout_s,
-        minimum=0,
-        above=True,
-        unit="seconds",
-        example="request_timeout_s = 5",
-    )
-    table.finish()
-    return WorkloadSpec(instances, rate, alarms, delay, timeout)
-
-
-def _read_run(table: Table) -> RunSpec:
-    duration = table.number(
-        "duration_s",
-        RunSpec.duration_s,
-        minimum=0,
-        above=True,
-        unit="seconds",
-        example="duration_s = 60",
-    )
-    drain = table.number(
-        "drain_s", RunSpec.drain_s, minimum=0, unit="seconds", example="drain_s = 30"
-    )
-    seed = table.integer("seed", RunSpec.seed, example="seed = 0")
-    table.finish()
-    return RunSpec(duration, drain, seed)
-
-
-def _read_expect(table: Table) -> Expectations:
-    def verdict(name: str) -> str | None:
-        return table.optional_string(name, choices=VERDICTS, example=f'{name} = "holds"')
-
-    def count(name: str) -> int | None:
-        if not table.has(name):
-            table.raw(name, None)
-            return None
-        return table.integer(name, minimum=0, example=f"{name} = 0")
-
-    result = Expectations(
-        single_instance=verdict("single_instance"),
-        routing=verdict("routing"),
-        alarms_lost=count("alarms_lost"),
-        max_alarm_duplicates=count("max_alarm_duplicates"),
-        max_early_fires=count("max_early_fires"),
-        min_requests_served=count("min_requests_served"),
-        alarm_grace_s=table.number(
-            "alarm_grace_s",
-            Expectations.alarm_grace_s,
-            minimum=0,
-            unit="seconds",
-            example="alarm_grace_s = 10",
-        ),
-    )
-    table.finish()
-    return result
+__all__ = [
+    "VERDICTS",
+    "AlarmsSpec",
+    "ChoiceSpace",
+    "ClusterSpec",
+    "Expectations",
+    "FaultBudget",
+    "NetworkSpec",
+    "NumberSpace",
+    "ParamSpace",
+    "RunSpec",
+    "Scenario",
+    "StoreSpec",
+    "WorkloadSpec",
+    "load_scenario",
+    "scenario_from_dict",
+    "validate_scenario",
+]

@@ -3,13 +3,18 @@
 The client picks an instance id uniformly from ``inst-0 .. inst-{N-1}``, sends the
 request to the host that owns it in the client's view of the cluster (a
 :class:`~simsi.core.placement.Placement`), and waits for the response or gives
-up after ``request_timeout_s``. Every request carries the alarms the instance
-should set, drawn by the client from the workload's seeded random source, so the
-interface class needs no randomness of its own::
+up after ``request_timeout_s``. When a second fleet runs, the client first
+picks a fleet by the traffic split, then the owner in its view of that fleet.
+Every request carries the alarms the instance should set, drawn by the client
+from the workload's seeded random source, so the interface class needs no
+randomness of its own::
 
     {"rid": 17, "alarms": [{"id": "r17-0", "delay_s": 3.2}]}
 
-A user interface class (``"pkg.module:Class"``) receives the same payload.
+With ``handler_s`` or ``alarm_handler_s`` set, the payload also carries how long
+the built-in handlers sleep: ``"handler_s"`` for the request and, per alarm,
+``"handler_s"``, which the interface stores in the alarm's meta. A user
+interface class (``"pkg.module:Class"``) receives the same payload.
 """
 
 from __future__ import annotations
@@ -40,17 +45,23 @@ class CounterInterface(StableInterface):
         self.alarms_handled = 0
 
     async def on_request(self, ctx: InstanceContext, payload: Any) -> Any:
-        """Count the request, set the alarms listed in ``payload`` and return the count."""
+        """Count the request, set the alarms listed in ``payload``, sleep if asked; return the count."""
         self.requests += 1
-        alarms = payload.get("alarms", []) if isinstance(payload, dict) else []
-        for alarm in alarms:
-            await ctx.set_alarm(
-                alarm["id"], ctx.now() + alarm["delay_s"], {"rid": payload.get("rid")}
-            )
+        if not isinstance(payload, dict):
+            return self.requests
+        for alarm in payload.get("alarms", []):
+            meta: dict[str, Any] = {"rid": payload.get("rid")}
+            if "handler_s" in alarm:
+                meta["handler_s"] = alarm["handler_s"]
+            await ctx.set_alarm(alarm["id"], ctx.now() + alarm["delay_s"], meta)
+        if payload.get("handler_s"):
+            await ctx.sleep(payload["handler_s"])
         return self.requests
 
     async def on_alarm(self, ctx: AlarmContext, alarm_id: str, meta: Any) -> None:
-        """Count the alarm."""
+        """Count the alarm, after sleeping for the meta's ``handler_s`` if it has one."""
+        if isinstance(meta, dict) and meta.get("handler_s"):
+            await ctx.sleep(meta["handler_s"])
         self.alarms_handled += 1
 
 
@@ -130,6 +141,9 @@ class Client:
         self._send = send
         self._stop_at = stop_at
         self.view = view
+        # Other fleets: their view and their share of requests, in the order they were split.
+        self.fleet_views: dict[str, Placement] = {}
+        self.fleet_weights: dict[str, float] = {}
         self._next_rid = 0
         self._pending: dict[int, PendingRequest] = {}
         self.outcomes: dict[str, int] = {}
@@ -155,17 +169,49 @@ class Client:
         rid = self._next_rid
         instance_id = f"inst-{rng.randrange(spec.instances)}"
         low, high = spec.alarm_delay_s
-        alarms = [
-            {"id": f"r{rid}-{index}", "delay_s": round(rng.uniform(low, high), 6)}
-            for index in range(spec.alarms_per_request)
-        ]
-        payload = {"rid": rid, "alarms": alarms}
-        dst = self.view.owner(instance_id)
+        alarms: list[dict[str, Any]] = []
+        for index in range(spec.alarms_per_request):
+            alarm: dict[str, Any] = {
+                "id": f"r{rid}-{index}",
+                "delay_s": round(rng.uniform(low, high), 6),
+            }
+            if spec.alarm_handler_s[1] > 0:
+                alarm["handler_s"] = round(rng.uniform(*spec.alarm_handler_s), 6)
+            alarms.append(alarm)
+        payload: dict[str, Any] = {"rid": rid, "alarms": alarms}
+        if spec.handler_s[1] > 0:
+            payload["handler_s"] = round(rng.uniform(*spec.handler_s), 6)
+        dst = self._route(instance_id)
         timer = self._env.timeout(spec.request_timeout_s)
         timer.callbacks.append(lambda _event: self._time_out(rid))
         self._pending[rid] = PendingRequest(rid, instance_id, dst, timer)
         self._trace.record("request", rid=rid, inst=instance_id, dst=dst)
         self._send(rid, instance_id, dst, payload)
+
+    def _route(self, instance_id: str) -> str:
+        """Return the host key the request goes to: ``"host-1"``, or ``"green:host-1"``."""
+        if not self.fleet_weights:
+            return self.view.owner(instance_id)
+        draw = self._rng.random()
+        for fleet, weight in self.fleet_weights.items():
+            if draw < weight:
+                return f"{fleet}:{self.fleet_views[fleet].owner(instance_id)}"
+            draw -= weight
+        return self.view.owner(instance_id)
+
+    def split(self, fleet: str, view: Placement, weight: float) -> None:
+        """Send the fraction ``weight`` of requests to ``fleet``, routed by ``view``.
+
+        The main fleet gets what the other fleets leave; weights above 1 in total
+        are cut in split order.
+        """
+        self.fleet_views[fleet] = view
+        self.fleet_weights[fleet] = weight
+        total = 0.0
+        for name in list(self.fleet_weights):
+            share = min(self.fleet_weights[name], max(0.0, 1.0 - total))
+            self.fleet_weights[name] = share
+            total += share
 
     def receive(self, rid: int, outcome: str) -> None:
         """Take the response to request ``rid``; late responses are ignored."""

@@ -7,9 +7,13 @@
 
 Every host in the pattern starts at true time 0, the client sends requests until
 ``duration_s``, and the run ends at ``duration_s + drain_s``. Faults apply at
-their ``at`` times in schedule order. All randomness comes from the seed, split
-per component (``network``, ``store``, ``workload`` and one source per
-incarnation runtime), so the same scenario and seed give the same trace.
+their ``at`` times in schedule order; a ``[faults_random]`` budget adds faults
+drawn from the seed. All randomness comes from the seed, split per component
+(``network``, ``store``, ``kv``, ``workload``, ``faults``, ``preload`` and one
+source per incarnation runtime), so the same scenario and seed give the same trace.
+
+The process, clock and store faults are in :class:`~simsi.sim.lifecycle.LifecycleOps`,
+the fleet and rollout faults in :class:`~simsi.sim.fleets.FleetOps`.
 """
 
 from __future__ import annotations
@@ -23,12 +27,16 @@ from typing import Any
 
 import simpy
 
+from simsi.core.alarms import Alarm, to_micros
 from simsi.core.errors import LifecycleError
-from simsi.core.placement import Placement
+from simsi.core.placement import Placement, internal_id
 from simsi.sim.checkers import CheckResults, check_all
-from simsi.sim.clock import HostClock
+from simsi.sim.clock import DEFAULT_EPOCH, HostClock
 from simsi.sim.faults import Fault, apply_fault, fault_params
-from simsi.sim.host import HostServices, Incarnation, IncarnationState, SimHost
+from simsi.sim.fleets import FleetOps
+from simsi.sim.host import MAIN_FLEET, HostServices, Incarnation, IncarnationState, SimHost
+from simsi.sim.kv import SimKV
+from simsi.sim.lifecycle import LifecycleOps
 from simsi.sim.network import Message, Network
 from simsi.sim.rng import component_random
 from simsi.sim.scenario import Scenario, validate_scenario
@@ -51,8 +59,10 @@ class RunStats:
         messages_sent: network messages sent.
         messages_dropped: messages lost or unreachable.
         store_calls: calls that reached the simulated store.
-        store_failures: store calls failed by an outage.
+        store_failures: store calls failed by an outage, a partition or the backend.
         stored_alarms_left: alarms still in the store when the run ended.
+        peak_store_reads: the most store reads in flight at once.
+        messages_duplicated: extra copies sent by duplication faults.
     """
 
     events: int
@@ -64,6 +74,8 @@ class RunStats:
     store_calls: int
     store_failures: int
     stored_alarms_left: int
+    peak_store_reads: int = 0
+    messages_duplicated: int = 0
 
     @property
     def sim_per_wall(self) -> float:
@@ -83,12 +95,19 @@ class SimResult:
     stats: RunStats
 
 
-class World:
+class World(LifecycleOps, FleetOps):
     """One simulated cluster built from a scenario.
 
     Args:
         scenario: the scenario; it is checked with :func:`validate_scenario`.
         seed: overrides ``scenario.run.seed``.
+
+    Attributes:
+        placement: the main fleet's starting configuration.
+        authority: the configuration in force: ``placement`` until a rollout starts.
+        hosts: the main fleet's hosts by host id.
+        fleets: every fleet's hosts by fleet name, the main fleet included.
+        faults: the fixed faults and those drawn from ``[faults_random]``, by time.
 
     Raises:
         ScenarioError: the scenario is invalid.
@@ -105,10 +124,14 @@ class World:
         self.trace = Trace(lambda: self.env.now)
         cluster = scenario.cluster
         self.placement = Placement(cluster.hosts, cluster.shards)
+        self.authority = self.placement
         self.store = SimAlarmStore(
-            self.env, self.trace, self._random("store"), scenario.store.latency_ms
+            self.env,
+            self.trace,
+            self._random("store"),
+            scenario.store.latency_ms,
+            kv=self._kv(),
         )
-
         self.network = Network(
             self.env,
             self.trace,
@@ -116,6 +139,7 @@ class World:
             scenario.network.latency_ms,
             scenario.network.loss,
         )
+        self.store.link = self.network.blocked
         self.services = HostServices(
             env=self.env,
             trace=self.trace,
@@ -123,11 +147,13 @@ class World:
             seed=self.seed,
             placement=self.placement,
             factory=resolve_interface(cluster.interface),
-            true_owner=self.placement.owner,
+            true_owner=self._true_owner,
             respond=self._respond,
+            alarm_options=scenario.alarms.options(),
         )
 
         self.hosts = {host_id: SimHost(host_id, HostClock()) for host_id in self.placement.hosts}
+        self.fleets = {MAIN_FLEET: self.hosts}
         self.client = Client(
             self.env,
             self.trace,
@@ -137,11 +163,35 @@ class World:
             self._send_request,
             scenario.run.duration_s,
         )
+        self.faults = self._schedule()
         self.events_processed = 0
         self._ran = False
 
     def _random(self, component: str) -> Any:
         return component_random(self.seed, component)
+
+    def _kv(self) -> SimKV | None:
+        spec = self.scenario.store
+        if spec.kind != "foundationdb":
+            return None
+        return SimKV(
+            clock=lambda: self.env.now,
+            rng=self._random("kv"),
+            conflict_probability=spec.conflict_probability,
+            unknown_result_probability=spec.commit_unknown_probability,
+            unknown_applied_probability=spec.unknown_applied_probability,
+        )
+
+    def _schedule(self) -> tuple[Fault, ...]:
+        fixed = self.scenario.faults
+        budget = self.scenario.faults_random
+        if budget is None:
+            return fixed
+        drawn = budget.draw(self._random("faults"), fixed, hosts=self.placement.hosts)
+        return (*fixed, *drawn)
+
+    def _true_owner(self, instance_id: str) -> str:
+        return self.authority.owner(instance_id)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -159,10 +209,11 @@ class World:
         self._ran = True
         started = time.perf_counter()
         end = self.scenario.run.end_s
-        for host in self.hosts.values():
+        self._preload()
+        for host in list(self.hosts.values()):
             Incarnation(self.services, host, host.clock).start()
         self.client.start()
-        self.env.process(self._fault_schedule(self.scenario.faults))
+        self.env.process(self._fault_schedule(self.faults))
 
         env = self.env
         events = 0
@@ -171,11 +222,16 @@ class World:
             events += 1
         env.run(until=end)
         self.events_processed = events
+        self.trace.record(
+            "store_stats",
+            peak_reads=self.store.peak_reads_in_flight,
+            calls=self.store.calls,
+            failures=self.store.failures,
+        )
         wall = time.perf_counter() - started
 
         end_us = round(end * MICROS)
-        expect = self.scenario.expect
-        checks = check_all(self.trace.events, end_us, expect.alarm_grace_s)
+        checks = check_all(self.trace.events, end_us, self.scenario.expect.alarm_grace_s)
         stats = RunStats(
             events=events,
             sim_s=end,
@@ -185,21 +241,62 @@ class World:
             messages_dropped=self.network.dropped,
             store_calls=self.store.calls,
             store_failures=self.store.failures,
-            stored_alarms_left=len(self.store.all_alarms(self.placement.shards)),
+            stored_alarms_left=len(self.store.all_alarms(self.authority.shards)),
+            peak_store_reads=self.store.peak_reads_in_flight,
+            messages_duplicated=self.network.duplicated,
         )
-
         logger.debug(
             "run of %r seed %d: %d events in %.3f s", self.scenario.name, self.seed, events, wall
         )
         return SimResult(self.scenario, self.seed, self.trace, self.trace.digest(), checks, stats)
 
+    def _preload(self) -> None:
+        """Write ``[store] preload_alarms`` alarms before the hosts start, and trace them as set."""
+        spec = self.scenario.store
+        if spec.preload_alarms == 0:
+            return
+        rng = self._random("preload")
+        instances = self.scenario.workload.instances
+        low, high = spec.preload_due_s
+        by_shard: dict[int, list[Alarm]] = {}
+        for index in range(spec.preload_alarms):
+            instance_id = f"inst-{index % instances}"
+            due = rng.uniform(low, high)
+            alarm = Alarm(
+                instance_id=instance_id,
+                internal_id=internal_id(instance_id),
+                alarm_id=f"pre-{index}",
+                fires_at_us=to_micros(DEFAULT_EPOCH + due),
+                meta={"preload": index},
+                revision=rng.randrange(1, 1 << 31),
+            )
+            by_shard.setdefault(self.placement.shard_of(instance_id), []).append(alarm)
+            self.trace.record(
+                "alarm_set",
+                inst=instance_id,
+                alarm=alarm.alarm_id,
+                rev=alarm.revision,
+                host="preload",
+                inc="preload",
+                fires_at_us=alarm.fires_at_us,
+                due_us=alarm.fires_at_us - round(DEFAULT_EPOCH * MICROS),
+            )
+        for shard in sorted(by_shard):
+            self.store.preload(shard, by_shard[shard])
+
     def _fault_schedule(self, faults: Iterable[Fault]) -> Generator[simpy.Event, Any, None]:
         indexed = sorted(enumerate(faults), key=lambda item: (item[1].at, item[0]))
-        for _index, fault in indexed:
+        first_drawn = len(self.scenario.faults)
+        for index, fault in indexed:
             if fault.at > self.env.now:
                 yield self.env.timeout(fault.at - self.env.now)
             params = fault_params(fault)
-            self.trace.record("fault", fault=fault.kind, host=fault.host, params=params)
+            if index >= first_drawn:
+                self.trace.record(
+                    "fault", fault=fault.kind, host=fault.host, params=params, drawn=True
+                )
+            else:
+                self.trace.record("fault", fault=fault.kind, host=fault.host, params=params)
             apply_fault(self, fault)
 
     def now(self) -> float:
@@ -212,14 +309,18 @@ class World:
         body = {"inst": instance_id, "payload": payload}
         self.network.send(Message("request", rid, "client", dst, body), self._find_host)
 
-    def _find_host(self, message: Message) -> Callable[[], None] | None:
-        host = self.hosts.get(message.dst)
+    def _find_host(self, message: Message) -> Callable[[], None] | str | None:
+        host = self.host_by_key(message.dst)
         if host is None:
             return None
         receivers = host.receivers()
         if not receivers:
             return None
-        incarnation: Incarnation = self.network.choose(receivers)
+        network = self.network
+        reachable = [inc for inc in receivers if network.blocked(message.src, inc.label) is None]
+        if not reachable:
+            return network.blocked(message.src, receivers[0].label)
+        incarnation: Incarnation = network.choose(reachable)
         return lambda: incarnation.serve(message)
 
     def _respond(self, incarnation: Incarnation, rid: int, outcome: str) -> None:
@@ -230,109 +331,25 @@ class World:
     def _find_client(self, message: Message) -> Callable[[], None]:
         return lambda: self.client.receive(message.rid, message.body)
 
-    # -- fault targets ---------------------------------------------------------------------
-
-    def _skip(self, reason: str) -> None:
-        self.trace.record("fault_skipped", reason=reason)
-
-    def _pick(self, host_id: str, incarnation: str) -> list[Incarnation]:
-        live = self.hosts[host_id].live()
-        if not live:
-            self._skip(f"no live incarnation of {host_id!r}")
-            return []
-        if incarnation == "oldest":
-            return live[:1]
-        if incarnation == "newest":
-            return live[-1:]
-        return live
-
-    def crash_host(self, host_id: str, incarnation: str) -> None:
-        """Kill the live incarnations of ``host_id`` chosen by ``incarnation`` (all/oldest/newest)."""
-        for chosen in self._pick(host_id, incarnation):
-            chosen.crash()
-
-    def stop_host(self, host_id: str, incarnation: str) -> None:
-        """Gracefully stop the live incarnations of ``host_id`` chosen by ``incarnation``."""
-        for chosen in self._pick(host_id, incarnation):
-            chosen.stop()
-
-    def start_host(self, host_id: str) -> None:
-        """Start a new incarnation of ``host_id`` on its machine's clock."""
-        host = self.hosts[host_id]
-        if host.live():
-            self._skip(f"restart of {host_id!r}: an incarnation is still running")
-            return
-        Incarnation(self.services, host, host.clock).start()
-
-    def replace_host(self, host_id: str, start_delay_s: float) -> None:
-        """Stop ``host_id`` gracefully and start its replacement once it stopped."""
-        self.env.process(self._replace(host_id, start_delay_s))
-
-    def _replace(self, host_id: str, start_delay_s: float) -> Generator[simpy.Event, Any, None]:
-        host = self.hosts[host_id]
-        old = host.live()
-        for incarnation in old:
-            incarnation.stop()
-        for incarnation in old:
-            yield incarnation.ended
-        if start_delay_s > 0:
-            yield self.env.timeout(start_delay_s)
-        if host.live():
-            self._skip(f"replacement of {host_id!r}: an incarnation is already running")
-            return
-        replacement = Incarnation(self.services, host, host.clock)
-        replacement.start()
-        yield replacement.ready | replacement.ended
-
-    def rolling_update(self, start_delay_s: float, min_ready_s: float, order: str) -> None:
-        """Replace every host one at a time, as a StatefulSet ``RollingUpdate`` does.
-
-        Each host is stopped gracefully; its replacement starts ``start_delay_s``
-        after it exited, and the next host is replaced ``min_ready_s`` after the
-        replacement became ready. ``order="descending"`` goes from the highest
-        ordinal down, as Kubernetes does.
-        """
-        host_ids = list(self.placement.hosts)
-        if order == "descending":
-            host_ids.reverse()
-        self.env.process(self._rolling_update(host_ids, start_delay_s, min_ready_s))
-
-    def _rolling_update(
-        self, host_ids: list[str], start_delay_s: float, min_ready_s: float
-    ) -> Generator[simpy.Event, Any, None]:
-        for host_id in host_ids:
-            self.trace.record("rollout_step", host=host_id)
-            yield from self._replace(host_id, start_delay_s)
-            if min_ready_s > 0:
-                yield self.env.timeout(min_ready_s)
-        self.trace.record("rollout_done")
-
-    def host_clock(self, host_id: str) -> HostClock:
-        """Return the clock of ``host_id``'s machine."""
-        return self.hosts[host_id].clock
-
-    def duplicate_host(self, host_id: str, offset_s: float, drift_ppm: float) -> None:
-        """Start a second process claiming ``host_id`` on another machine with its own clock."""
-        host = self.hosts[host_id]
-        clock = HostClock(offset=offset_s, drift_ppm=drift_ppm)
-        Incarnation(self.services, host, clock).start()
-
-    def store_outage(self, duration_s: float) -> None:
-        """Make the alarm store unavailable for ``duration_s`` true seconds."""
-        self.store.outage(duration_s)
+    # -- inspection ------------------------------------------------------------------------
 
     def live_incarnations(self) -> list[Incarnation]:
-        """Return every live incarnation, by host id then age."""
-        return [inc for host_id in sorted(self.hosts) for inc in self.hosts[host_id].live()]
+        """Return every live incarnation of every fleet, by fleet, host id, then age."""
+        return [
+            inc
+            for fleet in self.fleets.values()
+            for host_id in sorted(fleet)
+            for inc in fleet[host_id].live()
+        ]
 
     def incarnation(self, label: str) -> Incarnation:
-        """Return the incarnation named ``label``, like ``"host-1#0"``.
+        """Return the incarnation named ``label``, like ``"host-1#0"`` or ``"green:host-1#0"``.
 
         Raises:
             KeyError: no such incarnation exists.
         """
-        host_id, _, number = label.rpartition("#")
-        host = self.hosts.get(host_id)
+        key, _, number = label.rpartition("#")
+        host = self.host_by_key(key)
         if host is None or not number.isdigit() or int(number) >= len(host.incarnations):
             raise KeyError(f"no incarnation {label!r}; labels look like 'host-0#0'")
         return host.incarnations[int(number)]
