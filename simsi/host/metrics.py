@@ -59,9 +59,11 @@ class HostMetrics:
         if process_metrics:
             ProcessCollector(registry=registry)
         self.info = Gauge(
-            "simsi_host_info", "Constant 1, labelled with this host's id.", ["host"],
+            "simsi_host_info",
+            "Constant 1, labelled with this host's id.",
+            ["host"],
             registry=registry,
-        )  # fmt: skip
+        )
         self.info.labels(host=host_id).set(1)
 
         # Requests and connections.

@@ -11,7 +11,8 @@ import pytest
 
 from simsi.core.errors import ConfigError
 from simsi.host.app_loader import load_factory
-from simsi.host.config import add_option_arguments, load_config, parse_size
+from simsi.host.config import add_option_arguments, load_config
+from simsi.host.options import parse_size
 from tests.host.helpers import APP_FILE, EXAMPLE_APP, REPO
 
 BASE_ENV = {"SIMSI_APP": EXAMPLE_APP, "SIMSI_HOSTS": "host-{0..2}", "SIMSI_HOST_ID": "host-1"}
