@@ -198,19 +198,38 @@ def check_routing(events: Sequence[TraceEvent]) -> RoutingResult:
 class StoreResult:
     """What the store saw: the peak of concurrent reads, calls and failed calls.
 
-    All are 0 for a trace without a ``store_stats`` event.
+    All are 0 for a trace without a ``store_stats`` event. The commit counters
+    are those of the FoundationDB store's SimKV, and 0 for the in-memory store.
+
+    Attributes:
+        peak_concurrent_reads: the most reads in flight at once.
+        calls: calls that reached the store.
+        failures: calls failed by an outage, a partition or the store.
+        commits: SimKV commits applied.
+        conflicts: SimKV commits that failed with ``not_committed``.
+        unknown_results: SimKV commits that raised ``commit_unknown_result``.
     """
 
     peak_concurrent_reads: int = 0
     calls: int = 0
     failures: int = 0
+    commits: int = 0
+    conflicts: int = 0
+    unknown_results: int = 0
 
 
 def check_store(events: Sequence[TraceEvent]) -> StoreResult:
     """Return the store counters of the last ``store_stats`` event."""
     for event in reversed(events):
         if event.kind == "store_stats":
-            return StoreResult(event["peak_reads"], event["calls"], event["failures"])
+            return StoreResult(
+                event["peak_reads"],
+                event["calls"],
+                event["failures"],
+                event.get("commits", 0),
+                event.get("conflicts", 0),
+                event.get("unknown_results", 0),
+            )
     return StoreResult()
 
 

@@ -274,11 +274,19 @@ def read_expect(table: Table) -> Expectations:
             unit="fraction of sent requests",
             example="min_availability = 0.9",
         ),
+        max_availability=table.optional_number(
+            "max_availability",
+            minimum=0,
+            maximum=1,
+            unit="fraction of sent requests",
+            example="max_availability = 0.9",
+        ),
         max_concurrent_store_reads=count("max_concurrent_store_reads"),
         min_alarm_duplicates=count("min_alarm_duplicates"),
         min_early_fires=count("min_early_fires"),
         max_early_s=seconds("max_early_s"),
         max_alarm_lag_s=seconds("max_alarm_lag_s"),
+        alarm_delivery=verdict("alarm_delivery"),
     )
     table.finish()
     return result

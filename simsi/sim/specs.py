@@ -164,12 +164,14 @@ class Expectations:
         phantom_alarms: the exact number of phantom fires (an alarm fired that was
             never set, or after it was cancelled or done).
         min_availability: the smallest fraction of sent requests answered ``ok``.
+        max_availability: the largest such fraction, for scenarios that show an outage.
         max_concurrent_store_reads: the most store reads in flight at once.
         min_alarm_duplicates: the fewest duplicate handler runs, for scenarios
             that show at-least-once delivery.
         min_early_fires: the fewest early fires, for scenarios that show clock skew.
         max_early_s: the most seconds by which any fire may be early.
         max_alarm_lag_s: the most true seconds from an alarm's due time to its first fire.
+        alarm_delivery: ``"holds"`` (no alarm lost) or ``"violated"``.
     """
 
     single_instance: str | None = None
@@ -181,8 +183,10 @@ class Expectations:
     alarm_grace_s: float = 10.0
     phantom_alarms: int | None = None
     min_availability: float | None = None
+    max_availability: float | None = None
     max_concurrent_store_reads: int | None = None
     min_alarm_duplicates: int | None = None
     min_early_fires: int | None = None
     max_early_s: float | None = None
     max_alarm_lag_s: float | None = None
+    alarm_delivery: str | None = None

@@ -222,12 +222,7 @@ class World(LifecycleOps, FleetOps):
             events += 1
         env.run(until=end)
         self.events_processed = events
-        self.trace.record(
-            "store_stats",
-            peak_reads=self.store.peak_reads_in_flight,
-            calls=self.store.calls,
-            failures=self.store.failures,
-        )
+        self._record_store_stats()
         wall = time.perf_counter() - started
 
         end_us = round(end * MICROS)
@@ -249,6 +244,22 @@ class World(LifecycleOps, FleetOps):
             "run of %r seed %d: %d events in %.3f s", self.scenario.name, self.seed, events, wall
         )
         return SimResult(self.scenario, self.seed, self.trace, self.trace.digest(), checks, stats)
+
+    def _record_store_stats(self) -> None:
+        store = self.store
+        fields: dict[str, Any] = {
+            "peak_reads": store.peak_reads_in_flight,
+            "calls": store.calls,
+            "failures": store.failures,
+        }
+        if store.kv is not None:
+            stats = store.kv.stats
+            fields.update(
+                commits=stats.commits,
+                conflicts=stats.conflicts,
+                unknown_results=stats.unknown_results,
+            )
+        self.trace.record("store_stats", **fields)
 
     def _preload(self) -> None:
         """Write ``[store] preload_alarms`` alarms before the hosts start, and trace them as set."""
