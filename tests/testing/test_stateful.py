@@ -52,6 +52,8 @@ class PersistentCounterMachine(ClusterMachine):
     """Claims the count survives crashes, which in-memory state does not."""
 
     interface = Reminders
+    hosts = "host-0"
+    shards = 4
     instance_ids = ("a",)
     payloads = st.just(5.0)
     drain_s = 30.0
@@ -72,7 +74,7 @@ def test_machine_finds_state_lost_in_crash():
             PersistentCounterMachine,
             settings=settings(
                 FAST,
-                max_examples=100,
+                max_examples=400,
                 stateful_step_count=10,
                 phases=[Phase.explicit, Phase.generate],
             ),
