@@ -6,9 +6,11 @@ from typing import Any
 
 from simsi.sim.checkers import (
     EARLY_TOLERANCE_US,
+    StoreResult,
     check_alarms,
     check_routing,
     check_single_instance,
+    check_store,
 )
 from simsi.sim.trace import Trace
 
@@ -352,3 +354,121 @@ def test_routing_non_owner_serving_violates() -> None:
     assert not result.holds
     assert result.misrouted == 1
     assert result.first_misrouted == (2, "inst-2", "host-1#0", "host-2")
+
+
+# -- phantoms, early fires, availability and the store -------------------------------------------
+
+
+def test_phantom_fire_of_alarm_never_set() -> None:
+    events = trace(
+        set_alarm(1.0, "inst-1", "a", due=5.0),
+        *delivered(5.0, "inst-1", "a"),
+        *delivered(6.0, "inst-1", "ghost", rev=3),
+    ).events
+
+    result = check_alarms(events, end_us=60 * S, grace_s=10)
+
+    assert result.phantoms == 1
+    phantom = result.phantom_fires[0]
+    assert (phantom.instance_id, phantom.alarm_id, phantom.rev) == ("inst-1", "ghost", 3)
+    assert phantom.reason == "never set"
+    assert phantom.fire_us == 6 * S
+    assert result.lost == ()
+
+
+def test_phantom_fire_after_cancel() -> None:
+    events = trace(
+        set_alarm(1.0, "inst-1", "a", due=5.0),
+        alarm(2.0, "alarm_done", "inst-1", "a", rev=0, reason="cancelled"),
+        alarm(5.0, "alarm_fire", "inst-1", "a", attempt=1, fires_at_us=0, lag=0.0),
+    ).events
+
+    result = check_alarms(events, end_us=60 * S, grace_s=10)
+
+    assert result.phantoms == 1
+    assert result.phantom_fires[0].reason == "after done (cancelled)"
+    assert result.cancelled == 1
+
+
+def test_refire_after_done_is_phantom_and_duplicate() -> None:
+    events = trace(
+        set_alarm(1.0, "inst-1", "a", due=5.0),
+        *delivered(5.0, "inst-1", "a"),
+        *delivered(7.0, "inst-1", "a"),
+    ).events
+
+    result = check_alarms(events, end_us=60 * S, grace_s=10)
+
+    assert result.phantoms == 1
+    assert result.phantom_fires[0].reason == "after done (succeeded)"
+    assert result.duplicates == 1
+
+
+def test_refire_before_done_is_duplicate_only() -> None:
+    events = trace(
+        set_alarm(1.0, "inst-1", "a", due=5.0),
+        alarm(5.0, "alarm_fire", "inst-1", "a", attempt=1, fires_at_us=0, lag=0.0),
+        alarm(5.1, "alarm_handled", "inst-1", "a"),
+        *delivered(8.0, "inst-1", "a"),
+    ).events
+
+    result = check_alarms(events, end_us=60 * S, grace_s=10)
+
+    assert result.phantoms == 0
+    assert result.duplicates == 1
+
+
+def test_early_fires_listed_largest_first() -> None:
+    events = trace(
+        set_alarm(1.0, "inst-1", "a", due=10.0),
+        set_alarm(1.0, "inst-2", "b", due=10.0),
+        {**delivered(9.0, "inst-1", "a")[0], "inc": "host-1#1"},
+        {**delivered(4.0, "inst-2", "b")[0], "inc": "host-1#1"},
+    ).events
+
+    result = check_alarms(events, end_us=60 * S, grace_s=10)
+
+    assert result.early_fires == 2
+    assert [(e.alarm_id, e.early_s) for e in result.early] == [("b", 6.0), ("a", 1.0)]
+    assert result.early[0].set_by == "host-0#0"
+    assert result.early[0].fired_by == "host-1#1"
+    assert result.max_early_s == 6.0
+
+
+def test_early_fire_after_retry_names_retrying_host() -> None:
+    events = trace(
+        set_alarm(1.0, "inst-1", "a", due=5.0),
+        alarm(5.0, "alarm_fire", "inst-1", "a", attempt=1, fires_at_us=0, lag=0.0),
+        {
+            **alarm(5.1, "alarm_retry", "inst-1", "a", attempt=1, fires_at_us=0, error="E"),
+            "due_us": 9 * S,
+            "inc": "host-2#0",
+        },
+        alarm(7.0, "alarm_fire", "inst-1", "a", attempt=2, fires_at_us=0, lag=0.0),
+    ).events
+
+    result = check_alarms(events, end_us=60 * S, grace_s=10)
+
+    assert [(e.set_by, e.early_s) for e in result.early] == [("host-2#0", 2.0)]
+    assert result.lost[0].set_by == "host-0#0"
+
+
+def test_availability_is_ok_over_sent() -> None:
+    events = trace(
+        *[{"t_us": i, "kind": "request", "rid": i, "inst": "i", "dst": "host-0"} for i in range(4)],
+        {"t_us": 5, "kind": "response", "rid": 0, "inst": "i", "outcome": "ok"},
+        {"t_us": 5, "kind": "response", "rid": 1, "inst": "i", "outcome": "not_owner"},
+        {"t_us": 6, "kind": "request_timeout", "rid": 2, "inst": "i"},
+    ).events
+
+    assert check_routing(events).availability == 0.25
+    assert check_routing([]).availability is None
+
+
+def test_store_stats_read_from_trace() -> None:
+    events = trace(
+        {"t_us": 9, "kind": "store_stats", "peak_reads": 12, "calls": 40, "failures": 3},
+    ).events
+
+    assert check_store(events) == StoreResult(12, 40, 3)
+    assert check_store([]) == StoreResult()
