@@ -46,9 +46,9 @@ from simsi.core.interface import AlarmContext, InstanceContext, StableInterface
 from simsi.core.manager import InterfaceManager
 from simsi.core.placement import Placement, internal_id
 from simsi.host.cli import configure_gc
-from simsi.host.host_runtime import HostRuntime
 from simsi.host.metrics import HostMetrics
 from simsi.host.observer import LoggingMetricsObserver
+from simsi.host.runtime import AsyncioRuntime
 from simsi.stores import MemoryAlarmStore, SQLiteAlarmStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -246,7 +246,7 @@ async def alarm_lag(store: AlarmStore, pending: int, probes: int, label: str) ->
     Probe.lags = []
     observer = CountingObserver(probes)
     manager = InterfaceManager(
-        HOSTS, HOSTS, SHARDS, Probe, runtime=HostRuntime(), store=store, observer=observer
+        HOSTS, HOSTS, SHARDS, Probe, runtime=AsyncioRuntime(), store=store, observer=observer
     )
     await manager.start()
     await manager.wait_ready()
@@ -284,7 +284,7 @@ async def fire_rate(store: AlarmStore, count: int, label: str, max_concurrent: i
         HOSTS,
         SHARDS,
         Probe,
-        runtime=HostRuntime(),
+        runtime=AsyncioRuntime(),
         store=store,
         observer=observer,
         alarm_options=options,

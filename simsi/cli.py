@@ -25,14 +25,22 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("simsi.host.cli", "run one production host (HTTP and WebSocket)"),
     "sim": ("simsi.sim.cli_sim", "run a simulated cluster scenario and check its expectations"),
     "sweep": ("simsi.sim.cli_sweep", "run a scenario over many seeds in parallel"),
-    "explore": ("simsi.sim.cli_explore", "search fault schedules with Hypothesis and shrink failures"),
+    "explore": (
+        "simsi.sim.cli_explore",
+        "search fault schedules with Hypothesis and shrink failures",
+    ),
     "placement": ("simsi.cli_placement", "show which host and shard own instance ids"),
     "reshard": ("simsi.stores.reshard", "move stored alarms to a new shard count"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the top-level parser with every subcommand's arguments."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Return the top-level parser; only ``command``'s module is imported for its arguments.
+
+    Every subcommand is listed in ``simsi --help`` without importing its module, so
+    ``simsi serve`` does not pay for loading the simulator and a broken module breaks
+    only its own command.
+    """
     parser = argparse.ArgumentParser(
         prog="simsi",
         description="Stable interfaces: hosts, simulation and tools.",
@@ -45,38 +53,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in _COMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        module = _load(module_name)
-        if module is None:
-            command.set_defaults(_module=None, _module_name=module_name)
+        subparser = sub.add_parser(name, help=help_text, description=help_text)
+        if name != command:
             continue
-        module.add_arguments(command)
-        command.set_defaults(_module=module, _module_name=module_name)
+        module = importlib.import_module(module_name)
+        module.add_arguments(subparser)
+        subparser.set_defaults(_module=module)
     return parser
 
 
-def _load(module_name: str):  # type: ignore[no-untyped-def]
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return None
-        raise
+def _find_command(argv: Sequence[str]) -> str | None:
+    """Return the first argument that names a subcommand, or ``None``."""
+    for arg in argv:
+        if arg in _COMMANDS:
+            return arg
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``simsi`` command and return its exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_find_command(arguments))
+    args = parser.parse_args(arguments)
     logging.basicConfig(
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     module = args._module
-    if module is None:
-        print(f"simsi {args.command}: not available in this build", file=sys.stderr)
-        return 2
     try:
         return int(module.run(args))
     except ConfigError as exc:

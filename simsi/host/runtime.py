@@ -49,8 +49,15 @@ class AsyncioRuntime:
         return _AsyncioLock()
 
     async def wait_for(self, aw: Awaitable[T], timeout: float | None) -> T:
-        """Await with ``asyncio.wait_for``; raises the builtin ``TimeoutError``."""
-        return await asyncio.wait_for(aw, timeout)
+        """Await ``aw`` in the calling task; raise ``TimeoutError`` after ``timeout`` seconds.
+
+        On Python 3.11 ``asyncio.wait_for`` wraps the awaitable in a new task, and the
+        manager calls this for every request that has a timeout. ``asyncio.timeout``
+        cancels the awaitable at the deadline without creating a task; Python 3.12
+        implements ``wait_for`` the same way.
+        """
+        async with asyncio.timeout(timeout):
+            return await aw
 
     async def to_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn`` in the default thread pool."""

@@ -31,7 +31,6 @@ from simsi.core.manager import InterfaceFactory, InterfaceManager
 from simsi.host.app_loader import load_factory
 from simsi.host.config import HostConfig
 from simsi.host.forwarding import Forwarder
-from simsi.host.host_runtime import HostRuntime
 from simsi.host.metrics import HostMetrics
 from simsi.host.middleware import host_middleware
 from simsi.host.observer import LoggingMetricsObserver
@@ -62,7 +61,7 @@ class HostServer:
         store: an alarm store to use instead of opening ``config.store_url``. The
             server closes only stores it opened itself.
         metrics: the metrics to update (a fresh registry when omitted).
-        runtime: the manager's runtime (a new ``HostRuntime`` when omitted).
+        runtime: the manager's runtime (a new ``AsyncioRuntime`` when omitted).
 
     Raises:
         ConfigError: ``config.app`` cannot be loaded or ``config.store_url`` is invalid.
@@ -85,7 +84,7 @@ class HostServer:
         # A store opened here from the URL is closed by drain(); a given one is the caller's.
         self._owns_store = store is None
         self._store: AlarmStore = store if store is not None else open_host_store(config.store_url)
-        self._runtime = runtime or HostRuntime()
+        self._runtime = runtime or AsyncioRuntime()
         self._manager: InterfaceManager | None = None
         self._token = config.auth_token.encode() if config.auth_token else None
         self._draining = False
