@@ -174,7 +174,7 @@ register(
 register(
     FaultKind(
         name="partition_one_way",
-        summary="drop every message from one set of endpoints to another; replies get through",
+        summary="drop every message from one set of endpoints to another; the other way works",
         targets_host=False,
         params=(
             Param("from", value_type="endpoints", example='from = ["client"]'),
