@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 from simsi.core.errors import InvalidAlarmMetaError
@@ -122,8 +122,31 @@ class Alarm:
         return (self.fires_at_us, self.internal_id, self.alarm_id)
 
     def with_changes(self, **changes: Any) -> Alarm:
-        """Return a copy with the given fields replaced."""
-        return replace(self, **changes)
+        """Return a copy with the given fields replaced.
+
+        Raises:
+            TypeError: a keyword is not a field of :class:`Alarm`.
+        """
+        # Builds the copy directly: dataclasses.replace costs about twice as much.
+        if not changes.keys() <= _ALARM_FIELDS:
+            unknown = ", ".join(sorted(changes.keys() - _ALARM_FIELDS))
+            raise TypeError(
+                f"invalid Alarm field {unknown}; valid fields: {', '.join(_FIELD_ORDER)}"
+            )
+        get = changes.get
+        return Alarm(
+            get("instance_id", self.instance_id),
+            get("internal_id", self.internal_id),
+            get("alarm_id", self.alarm_id),
+            get("fires_at_us", self.fires_at_us),
+            get("meta", self.meta),
+            get("attempt", self.attempt),
+            get("revision", self.revision),
+        )
+
+
+_FIELD_ORDER = tuple(item.name for item in fields(Alarm))
+_ALARM_FIELDS = frozenset(_FIELD_ORDER)
 
 
 @runtime_checkable
