@@ -96,10 +96,12 @@ class LiveInstance:
         """
         try:
             if self._reentrant:
-                await self._activate_shared()
+                if self._activation_error is not None or not self._activated.is_set():
+                    await self._activate_shared()
                 return await self._call(handler, call, timeout)
             async with self._turn:
-                await self._activate_in_turn()
+                if self._activation_error is not None or not self._activation_started:
+                    await self._activate_in_turn()
                 return await self._call(handler, call, timeout)
         finally:
             self.release()
