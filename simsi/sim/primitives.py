@@ -203,14 +203,23 @@ class SimEvent:
         """Return whether the flag is set."""
         return self._flag
 
-    async def wait(self) -> None:
-        """Wait until the flag is set; return at once if it already is."""
-        if self._flag:
-            return
-        waiters = self._waiters
-        if waiters is None:
-            waiters = self._waiters = Event(self._env)
-        await wait_event(waiters)
+    if TYPE_CHECKING:
+
+        async def wait(self) -> None:
+            """Wait until the flag is set; return at once if it already is."""
+
+    else:
+        # A generator-based coroutine, like SimRuntime.sleep: one generator per
+        # call instead of a coroutine plus the generator of wait_event.
+        @types.coroutine
+        def wait(self) -> Generator[Event, Any, None]:
+            """Wait until the flag is set; return at once if it already is."""
+            if self._flag:
+                return
+            waiters = self._waiters
+            if waiters is None:
+                waiters = self._waiters = Event(self._env)
+            yield waiters
 
 
 class SimLock:
