@@ -307,11 +307,11 @@ def read_budget(table: Table, hosts: Sequence[str], end_s: float) -> FaultBudget
             "hosts", choices=list(hosts), min_items=1, example='hosts = ["host-0"]'
         )
     gap = table.number("min_gap_s", 0.0, minimum=0, unit="seconds", example="min_gap_s = 2")
-    most = count if count is not None else max_count or 0
-    if most > 1 and (most - 1) * gap > window[1] - window[0]:
+    largest = count if count is not None else max_count or 0
+    if largest > 1 and (largest - 1) * gap > window[1] - window[0]:
         raise table.error(
             "min_gap_s",
-            f"{most} faults {gap:g} s apart do not fit in window_s {list(window)!r}; "
+            f"{largest} faults {gap:g} s apart do not fit in window_s {list(window)!r}; "
             "widen the window, lower the gap or draw fewer faults",
         )
     params = {
@@ -326,49 +326,44 @@ def read_budget(table: Table, hosts: Sequence[str], end_s: float) -> FaultBudget
 def _read_spaces(table: Table, kind: FaultKind) -> dict[str, ParamSpace]:
     spaces: dict[str, ParamSpace] = {}
     for param in kind.params:
-        if not table.has(param.name):
-            continue
-        value = table.raw(param.name)
-        if param.type == "choice" and param.choices is not None:
-            items = [value] if isinstance(value, str) else value
-            spaces[param.name] = ChoiceSpace(
-                table.check_strings(param.name, items, choices=param.choices, min_items=1)
-            )
-        elif param.type in ("number", "integer"):
-            pair = value if isinstance(value, list) else [value, value]
-            low = table.check_number(
-                param.name,
-                pair[0] if len(pair) == 2 else None,
-                param.minimum,
-                param.maximum,
-                above=param.above,
-                unit=param.unit,
-                example=f"{param.name} = [1, 5]",
-            )
-            high = table.check_number(
-                param.name,
-                pair[1] if len(pair) == 2 else None,
-                param.minimum,
-                param.maximum,
-                above=param.above,
-                unit=param.unit,
-                example=f"{param.name} = [1, 5]",
-            )
-            if high < low:
-                raise table.error(
-                    param.name, f"invalid value {value!r}: expected [min, max] with min <= max"
-                )
-            spaces[param.name] = NumberSpace(low, high, integer=param.type == "integer")
-        else:
-            raise table.error(
-                param.name,
-                f"parameter {param.name!r} of {kind.name!r} cannot be drawn at random; set it in a fixed [[faults]] entry",
-            )
-    table.finish(
-        [
-            param.name
-            for param in kind.params
-            if default_space(param) is not None or param.type in ("number", "integer", "choice")
-        ]
-    )
+        if table.has(param.name):
+            spaces[param.name] = _read_space(table, kind, param)
+    table.finish([param.name for param in kind.params])
     return spaces
+
+
+def _read_space(table: Table, kind: FaultKind, param: Param) -> ParamSpace:
+    """Read one parameter's space: ``[min, max]``, a list of choices, or one fixed value."""
+    value = table.raw(param.name)
+    if param.type == "choice" and param.choices is not None:
+        items = [value] if isinstance(value, str) else value
+        return ChoiceSpace(
+            table.check_strings(param.name, items, choices=param.choices, min_items=1)
+        )
+    if param.type not in ("number", "integer"):
+        raise table.error(
+            param.name,
+            f"parameter {param.name!r} of {kind.name!r} cannot be drawn at random; "
+            "set it in a fixed [[faults]] entry instead",
+        )
+    example = f"{param.name} = [1, 5]"
+    pair = value if isinstance(value, list) else [value, value]
+    if len(pair) != 2:
+        raise table.error(param.name, f"invalid value {value!r}: expected [min, max] or one number")
+    low, high = (
+        table.check_number(
+            param.name,
+            item,
+            param.minimum,
+            param.maximum,
+            above=param.above,
+            unit=param.unit,
+            example=example,
+        )
+        for item in pair
+    )
+    if high < low:
+        raise table.error(
+            param.name, f"invalid value {value!r}: expected [min, max] with min <= max"
+        )
+    return NumberSpace(low, high, integer=param.type == "integer")

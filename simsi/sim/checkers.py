@@ -13,7 +13,7 @@ see :mod:`simsi.sim.alarm_check` for the definitions.
 although the authoritative configuration names another owner. Requests that a
 host rejected with ``NotOwnerError`` (the client's view disagreed) are counted
 as routing failures but do not break the property. *Availability* is the
-fraction of sent requests the client saw answered ``ok``.
+fraction of sent requests that got an ``ok`` response.
 
 **Store.** The peak number of store reads in flight at once, and the store's
 call and failure counts, from the ``store_stats`` event the world records at
@@ -161,7 +161,7 @@ class RoutingResult:
 
     @property
     def availability(self) -> float | None:
-        """The fraction of sent requests the client saw answered ``ok``, or ``None`` if none were sent."""
+        """The fraction of sent requests that got an ``ok`` response, or ``None`` if none were sent."""
         if not self.sent:
             return None
         return self.client_outcomes.get("ok", 0) / self.sent
@@ -202,7 +202,7 @@ class StoreResult:
     are those of the FoundationDB store's SimKV, and 0 for the in-memory store.
 
     Attributes:
-        peak_concurrent_reads: the most reads in flight at once.
+        peak_concurrent_reads: the maximum number of reads in flight at once.
         calls: calls that reached the store.
         failures: calls failed by an outage, a partition or the store.
         commits: SimKV commits applied.

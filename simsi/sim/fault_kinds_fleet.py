@@ -7,12 +7,11 @@ one alarm store. The client sends each request to a fleet chosen by the traffic
 split (``traffic_split``), and ``fleet_stop`` drains a fleet.
 
 ``config_rollout`` changes the main fleet's configuration the way a
-StatefulSet does when its template and replica count change together: hosts
-that the new pattern drops are stopped first (highest ordinal first), hosts it
-adds are started next with the new configuration, and then every remaining host
-is replaced one at a time, each new process getting the new
-:class:`~simsi.core.placement.Placement`. The client switches to the new
-configuration at ``client_switch``.
+StatefulSet does when its template and replica count change together. Hosts
+that the new pattern drops are stopped first, highest ordinal first. Hosts it
+adds are started next. Then every remaining host is replaced one at a time,
+and each new process gets the new :class:`~simsi.core.placement.Placement`.
+The client switches to the new configuration at ``client_switch``.
 """
 
 from __future__ import annotations

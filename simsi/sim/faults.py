@@ -16,7 +16,6 @@ faults) and :mod:`simsi.sim.fault_kinds_fleet` (fleets and config rollouts).
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -155,7 +154,7 @@ class FaultTarget(Protocol):
 
 @dataclass(frozen=True)
 class ReadContext:
-    """What fault parameters are checked against while a scenario loads.
+    """The facts that fault parameters are checked against while a scenario loads.
 
     Attributes:
         hosts: the cluster's host ids, which ``host`` must be one of.
@@ -481,7 +480,7 @@ def step_schedule(live: dict[str, int], fault: Fault) -> None:
     """Apply the static effect of ``fault`` to the live counts ``live``.
 
     Raises:
-        ValueError: the fault cannot apply in that state; the message says why.
+        ValueError: the fault cannot apply in that state; the message gives the reason.
     """
     kind = FAULT_KINDS[fault.kind]
     params = fault_params(fault)
@@ -512,13 +511,6 @@ def check_schedule(
             where = f" of {fault.host!r}" if fault.host is not None else ""
             problems.append((index, f"{fault.kind}{where} at {fault.at:g} s: {exc}"))
     return problems
-
-
-def optional_seconds(value: Any) -> float | None:
-    """Return ``value`` as seconds, or ``None`` for a missing or infinite value."""
-    if value is None or (isinstance(value, float) and math.isinf(value)):
-        return None
-    return float(value)
 
 
 # Registers the built-in kinds; at the end because those modules import this one.

@@ -105,10 +105,10 @@ class FleetOps:
     ) -> None:
         """Roll the main fleet out to a new hosts pattern and/or shard count.
 
-        Hosts the new pattern drops are stopped first, highest ordinal first; hosts
-        it adds start next, each started once the previous one is ready; then the
-        remaining hosts are replaced one at a time in ``order``, each replacement
-        starting ``start_delay_s`` after the old process exited. Each step waits
+        Hosts the new pattern drops are stopped first, highest ordinal first. Hosts
+        it adds start next, each once the previous one is ready. Then the remaining
+        hosts are replaced one at a time in ``order``, and each replacement starts
+        ``start_delay_s`` after the old process exited. Each step waits
         ``min_ready_s`` after the new process became ready. The client switches to
         the new configuration at the start, at the end, or never (``client_switch``).
         """

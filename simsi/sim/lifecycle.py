@@ -117,8 +117,8 @@ class LifecycleOps:
                 start of its stop, with ``start_after="stop"``) and the replacement.
             drain_s: true seconds the old process may drain before it is killed.
             start_after: ``"exit"`` waits for the old process to exit, as a
-                StatefulSet does; ``"stop"`` does not, as a controller that replaces
-                a terminating pod at once does.
+                StatefulSet does. ``"stop"`` does not wait, like a controller that
+                replaces a terminating pod at once.
         """
         self.env.process(self._replace(host_id, start_delay_s, drain_s, start_after))
 
@@ -193,8 +193,8 @@ class LifecycleOps:
     ) -> None:
         """Crash ``host_id`` right after its next successful alarm handler, before ``mark_alarm_done``.
 
-        The crash happens at most once, within ``window_s`` true seconds; the fault
-        is traced as skipped if no alarm of the host succeeds in that window.
+        The crash happens at most once, within ``window_s`` true seconds. If no
+        alarm of the host succeeds in that window, the fault is traced as skipped.
         With ``restart_after_s``, the host restarts that long after the crash.
         """
         host = self.hosts[host_id]

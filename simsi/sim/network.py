@@ -12,11 +12,13 @@ probability 1. Such rules also cut a process off from the store: see
 :meth:`Network.blocked`. Plain drop functions added with :meth:`Network.add_rule`
 still work for tests.
 
-Every send and delivery is traced as a ``message`` event with ``action`` one of
-``send``, ``deliver``, ``lost`` (dropped by loss or a rule, with ``reason``),
-``unreachable`` (no process listens at the destination when the message
-arrives), ``duplicate`` (a rule sent a second copy) or ``delay`` (a rule added
-latency, so later messages may overtake it).
+Every send and delivery is traced as a ``message`` event with an ``action``:
+
+- ``send`` and ``deliver``;
+- ``lost``: dropped by loss or a rule, with ``reason``;
+- ``unreachable``: no process listens at the destination when the message arrives;
+- ``duplicate``: a rule sent a second copy;
+- ``delay``: a rule added latency, so later messages may overtake this one.
 """
 
 from __future__ import annotations
@@ -60,13 +62,13 @@ listens at the destination."""
 
 
 def endpoint_aliases(name: str) -> frozenset[str]:
-    """Return every endpoint name that ``name`` answers to in a :class:`LinkRule`.
+    """Return every endpoint name that a :class:`LinkRule` may use to match ``name``.
 
-    ``"client"`` and ``"store"`` answer to themselves. A process label
-    ``"green:host-1#0"`` answers to itself, to its host key ``"green:host-1"`` and
-    to its host id ``"host-1"``; a main-fleet label ``"host-1#0"`` to itself and
-    ``"host-1"``. So a rule naming ``"host-1"`` matches every process of host-1 in
-    every fleet, and one naming ``"host-1#0"`` only that process.
+    ``"client"`` and ``"store"`` match only themselves. A process label
+    ``"green:host-1#0"`` is matched by itself, by its host key ``"green:host-1"``
+    and by its host id ``"host-1"``. A main-fleet label ``"host-1#0"`` is matched
+    by itself and by ``"host-1"``. So a rule naming ``"host-1"`` matches every
+    process of host-1 in every fleet, and one naming ``"host-1#0"`` only that process.
     """
     names = {name}
     key = name.partition("#")[0]
@@ -87,9 +89,10 @@ class LinkRule:
 
     Attributes:
         reason: names the rule in the trace, like ``"partition:p1"``.
-        src: endpoint names the sender must answer to, or ``None`` for any sender.
-        dst: endpoint names the receiver must answer to, or ``None`` for any.
-        either: endpoint names the sender or the receiver must answer to, or ``None``.
+        src: endpoint names one of which must match the sender, or ``None`` for any sender.
+        dst: endpoint names one of which must match the receiver, or ``None`` for any.
+        either: endpoint names one of which must match the sender or the receiver,
+            or ``None``.
         except_src: senders the rule never matches.
         except_dst: receivers the rule never matches.
         drop: probability that a matching message is lost.
@@ -193,7 +196,12 @@ class Network:
         Returns:
             The names healed, in the order they were added.
         """
-        names = list(self._links) if name is None else [name] if name in self._links else []
+        if name is None:
+            names = list(self._links)
+        elif name in self._links:
+            names = [name]
+        else:
+            names = []
         for healed in names:
             del self._links[healed]
             self._trace.record("heal", name=healed, cause="heal")
@@ -207,7 +215,7 @@ class Network:
     def blocked(self, src: str, dst: str) -> str | None:
         """Return the reason of a rule that drops every message from ``src`` to ``dst``, or ``None``.
 
-        Only rules with drop probability 1 (partitions) count, so the answer draws
+        Only rules with drop probability 1 (partitions) count, so the check draws
         nothing from the random source. The store and the host lookup use it for
         calls that are not traced as messages.
         """

@@ -99,6 +99,7 @@ def read_store(table: Table) -> StoreSpec:
                     f"{name} applies to the FoundationDB store only; remove it or write "
                     'kind = "foundationdb"',
                 )
+
     latency = table.number_range(
         "latency_ms", defaults.latency_ms, unit="milliseconds", example="latency_ms = [1, 3]"
     )
@@ -117,6 +118,7 @@ def read_store(table: Table) -> StoreSpec:
         defaults.unknown_applied_probability,
         "unknown_applied_probability = 0.5",
     )
+
     preload = table.integer(
         "preload_alarms", defaults.preload_alarms, minimum=0, example="preload_alarms = 10000"
     )

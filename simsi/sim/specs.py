@@ -50,7 +50,7 @@ class StoreSpec:
         unknown_applied_probability: FoundationDB only: chance that a commit that
             raised ``commit_unknown_result`` was applied anyway.
         preload_alarms: alarms written to the store before the run starts, spread
-            over the workload's instances, as a store that already holds a backlog.
+            over the workload's instances, as a store that already contains a backlog.
         preload_due_s: the preloaded alarms are due at true times uniform in ``[min, max]``.
     """
 
@@ -163,7 +163,7 @@ class Expectations:
             counts as lost. An alarm due later than that before the end is only pending.
         phantom_alarms: the exact number of phantom fires (an alarm fired that was
             never set, or after it was cancelled or done).
-        min_availability: the smallest fraction of sent requests answered ``ok``.
+        min_availability: the smallest fraction of sent requests that got an ``ok`` response.
         max_availability: the largest such fraction, for scenarios that show an outage.
         max_concurrent_store_reads: the most store reads in flight at once.
         min_alarm_duplicates: the fewest duplicate handler runs, for scenarios

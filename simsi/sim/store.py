@@ -96,7 +96,7 @@ class SimAlarmStore:
         writes: writes applied.
         failures: calls failed by an outage, a partition or the backend.
         reads_in_flight: reads (``get_next_alarms``, ``get_alarms``) started and not finished.
-        peak_reads_in_flight: the most reads in flight at once so far.
+        peak_reads_in_flight: the maximum number of reads in flight at once so far.
     """
 
     def __init__(

@@ -61,7 +61,7 @@ class RunStats:
         store_calls: calls that reached the simulated store.
         store_failures: store calls failed by an outage, a partition or the backend.
         stored_alarms_left: alarms still in the store when the run ended.
-        peak_store_reads: the most store reads in flight at once.
+        peak_store_reads: the maximum number of store reads in flight at once.
         messages_duplicated: extra copies sent by duplication faults.
     """
 

@@ -1,4 +1,4 @@
-"""SimTask's report of exceptions that nobody retrieved."""
+"""SimTask's log line for exceptions that were never retrieved."""
 
 import gc
 import logging
