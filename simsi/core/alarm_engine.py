@@ -29,6 +29,7 @@ from simsi.core.errors import (
     HandlerError,
     LifecycleError,
     ManagerClosedError,
+    NotOwnerError,
     StoreError,
 )
 from simsi.core.interface import AlarmContext
@@ -301,6 +302,20 @@ class AlarmEngine:
     async def _deliver(self, shard: int, alarm: Alarm) -> None:
         if not self._running:
             self._schedule.complete(alarm)
+            return
+        placement = self._manager.placement
+        home = placement.shard_of(alarm.instance_id)
+        if home != shard and placement.owner_of_shard(home) != self._manager.host_id:
+            # Stored under an old shard count: another host owns the instance now, so
+            # the alarm stays in the store until `simsi reshard` moves it.
+            self._schedule.complete(alarm)
+            owner = placement.owner_of_shard(home)
+            self._observer.error_swallowed(
+                "alarm delivery",
+                NotOwnerError(alarm.instance_id, home, owner, self._manager.host_id),
+                detail=f"alarm {alarm.alarm_id!r} is stored in shard {shard}, but its instance "
+                f"maps to shard {home}; run simsi reshard with the old and new shard counts",
+            )
             return
         async with self._handler_gate:
             if not self._running:

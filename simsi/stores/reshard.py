@@ -16,7 +16,7 @@ between a copy and its removal leaves both copies, and the next run repeats the
 page: the copy is written again unchanged and the old one is removed. A run that
 starts from a finished state file scans every shard again, which moves nothing.
 
-The old copy is removed with :attr:`MOVED_REASON`, ``DoneReason.CANCELLED``: the
+The old copy is removed with :data:`MOVED_REASON`, ``DoneReason.CANCELLED``: the
 alarm was withdrawn from that shard without being delivered, which ``SUCCEEDED``
 would claim, and it did not fail, which ``ATTEMPTS_EXHAUSTED`` would claim.
 """
@@ -145,7 +145,7 @@ def check_arguments(from_shards: object, to_shards: object, batch: object) -> No
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_PAGE_LIMIT:
         raise ConfigError(
             f"batch must be an integer from 1 to {MAX_PAGE_LIMIT} alarms, got {batch!r}; "
-            "the default of 1000 suits most stores"
+            "leave it out for the default of 1000"
         )
 
 

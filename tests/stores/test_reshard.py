@@ -1,24 +1,31 @@
-"""Resharding stored alarms: every store, crashes and resumes, the state file and the CLI."""
+"""Resharding stored alarms: every store, crashes and resumes, the state file, the CLI,
+and a host meeting an alarm stored under the old shard count."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import pytest
 import pytest_asyncio
 import redis
 
-from simsi.core.alarms import Alarm, AlarmStore, DoneReason
-from simsi.core.errors import ConfigError
-from simsi.core.placement import internal_id, shard_of_internal_id
+from simsi.core.alarms import Alarm, AlarmStore, DoneReason, to_micros
+from simsi.core.errors import ConfigError, NotOwnerError
+from simsi.core.interface import AlarmContext, StableInterface
+from simsi.core.manager import InterfaceManager
+from simsi.core.observer import ManagerObserver
+from simsi.core.placement import Placement, internal_id, shard_of_internal_id
+from simsi.host.runtime import AsyncioRuntime
 from simsi.stores import MemoryAlarmStore, PostgresAlarmStore, RedisAlarmStore, SQLiteAlarmStore
 from simsi.stores.bulk import set_alarms
 from simsi.stores.reshard import (
@@ -433,3 +440,72 @@ async def test_cli_resumes_crashed_run(tmp_path: Path) -> None:
         assert await stored(store, 10) == placed(alarms, 10)
     finally:
         await store.close()
+
+
+class AlarmRecorder(StableInterface):
+    """Records the instance id of every alarm delivery."""
+
+    fired: ClassVar[list[str]] = []
+
+    async def on_alarm(self, ctx: AlarmContext, alarm_id: str, meta: Any) -> None:
+        AlarmRecorder.fired.append(ctx.instance_id)
+
+
+class SwallowedErrors(ManagerObserver):
+    def __init__(self) -> None:
+        self.errors: list[tuple[BaseException, str]] = []
+
+    def error_swallowed(self, where: str, error: BaseException, *, detail: str = "") -> None:
+        self.errors.append((error, detail))
+
+
+async def run_host(host_id: str, store: AlarmStore, observer: ManagerObserver) -> None:
+    """Run one host of three over 8 shards until its due alarms had time to fire."""
+    manager = InterfaceManager(
+        host_id,
+        "host-{0..2}",
+        8,
+        AlarmRecorder,
+        runtime=AsyncioRuntime(),
+        store=store,
+        observer=observer,
+    )
+    async with manager:
+        await manager.wait_ready()
+        for _ in range(50):
+            if AlarmRecorder.fired:
+                break
+            await asyncio.sleep(0.02)
+        engine = manager.alarms
+        assert engine is not None
+        assert engine.schedule.in_flight == 0
+
+
+async def test_stranded_alarm_waits_for_reshard() -> None:
+    old, new = Placement("host-{0..2}", 4), Placement("host-{0..2}", 8)
+    instance = next(
+        candidate
+        for candidate in (f"inst-{n}" for n in range(1000))
+        if old.owner(candidate) == "host-0" and new.owner(candidate) != "host-0"
+    )
+    alarm = Alarm(instance, internal_id(instance), "wake", to_micros(time.time() - 1), None, 0, 1)
+    store = MemoryAlarmStore()
+    await store.set_alarm(old.shard_of(instance), alarm)
+    AlarmRecorder.fired = []
+
+    # host-0 still loads the old shard but no longer owns the instance.
+    observer = SwallowedErrors()
+    await run_host("host-0", store, observer)
+    assert AlarmRecorder.fired == []
+    assert len(observer.errors) == 1
+    error, detail = observer.errors[0]
+    assert isinstance(error, NotOwnerError)
+    assert error.owner == new.owner(instance)
+    assert "run simsi reshard" in detail
+    assert await store.get_next_alarms(old.shard_of(instance)) == [alarm]
+
+    await reshard(store, 4, 8)
+    await run_host(new.owner(instance), store, SwallowedErrors())
+    assert AlarmRecorder.fired == [instance]
+    assert await store.get_next_alarms(old.shard_of(instance)) == []
+    assert await store.get_next_alarms(new.shard_of(instance)) == []
