@@ -236,7 +236,7 @@ class World(LifecycleOps, FleetOps):
             messages_dropped=self.network.dropped,
             store_calls=self.store.calls,
             store_failures=self.store.failures,
-            stored_alarms_left=len(self.store.all_alarms(self.authority.shards)),
+            stored_alarms_left=len(self.store.all_alarms(self._max_shards())),
             peak_store_reads=self.store.peak_reads_in_flight,
             messages_duplicated=self.network.duplicated,
         )
@@ -244,6 +244,13 @@ class World(LifecycleOps, FleetOps):
             "run of %r seed %d: %d events in %.3f s", self.scenario.name, self.seed, events, wall
         )
         return SimResult(self.scenario, self.seed, self.trace, self.trace.digest(), checks, stats)
+
+    def _max_shards(self) -> int:
+        """Return the largest shard count any configuration of this run used."""
+        placements = [self.placement, self.authority]
+        for fleet in self.fleets.values():
+            placements += [host.placement for host in fleet.values() if host.placement]
+        return max(placement.shards for placement in placements)
 
     def _record_store_stats(self) -> None:
         store = self.store

@@ -55,3 +55,10 @@ def test_quickstart_digest_same_across_hash_seeds() -> None:
     scenario = SCENARIOS / "quickstart.toml"
 
     assert digest_in_subprocess(scenario, 0, "0") == digest_in_subprocess(scenario, 0, "random")
+
+
+def test_random_fault_mix_digest_same_across_hash_seeds() -> None:
+    # Drawn faults, network rules and restarts all take their randomness from the seed.
+    scenario = SCENARIOS / "random-fault-mix.toml"
+
+    assert digest_in_subprocess(scenario, 3, "7") == digest_in_subprocess(scenario, 3, "99")

@@ -360,6 +360,7 @@ def test_config_rollout_of_shard_count_only() -> None:
     assert steps == ["host-0", "host-1", "host-2"]
     assert world.incarnation("host-2#1").placement == Placement("host-{0..2}", 32)
     assert [e["shards"] for e in result.trace.of_kind("client_view")] == [32]
+    assert result.stats.stored_alarms_left == len(world.store.all_alarms(32))
 
 
 def test_rollout_never_switching_client_gets_not_owner() -> None:
