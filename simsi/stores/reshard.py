@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,41 +36,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from simsi.core.alarms import Alarm, AlarmKey, AlarmStore, DoneReason
+from simsi.core.alarms import Alarm, AlarmStore, DoneReason
 from simsi.core.errors import ConfigError, StoreError
 from simsi.core.placement import shard_of_internal_id
 from simsi.stores._common import MAX_PAGE_LIMIT
 from simsi.stores.bulk import set_alarms
+from simsi.stores.reshard_state import ReshardState, ShardCounts, read_state, write_state
 
 logger = logging.getLogger("simsi.stores.reshard")
 
 #: The reason given to ``mark_alarm_done`` for the old copy of a moved alarm.
 MOVED_REASON = DoneReason.CANCELLED
 
-#: Format version of the state file.
-STATE_VERSION = 1
-
-#: Maximum number of store calls of one page that run at once.
+#: Default maximum number of store calls of one page that run at once.
 CONCURRENT_CALLS = 32
-
-
-@dataclass(slots=True)
-class ShardCounts:
-    """What resharding did to one old shard.
-
-    Attributes:
-        scanned: alarms read from the shard (an alarm moved into a shard that is
-            scanned later is read again there).
-        moved: alarms copied to their new shard and removed from this one.
-        conflicts: alarms copied whose old copy had changed or gone before its
-            removal. Such an old copy is left as it is, and a second run moves it.
-        finished: whether the shard's last page is done.
-    """
-
-    scanned: int = 0
-    moved: int = 0
-    conflicts: int = 0
-    finished: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,19 +99,14 @@ class ReshardResult:
         )
 
 
-@dataclass(slots=True)
-class _State:
-    shard: int = 0
-    after: AlarmKey | None = None
-    finished: bool = False
-    counts: dict[int, ShardCounts] = field(default_factory=dict)
-
-
-def check_arguments(from_shards: object, to_shards: object, batch: object) -> None:
-    """Validate the shard counts and the page size of a reshard.
+def check_arguments(
+    from_shards: object, to_shards: object, batch: object, concurrency: object = 1
+) -> None:
+    """Validate the shard counts, the page size and the concurrency of a reshard.
 
     Raises:
-        ConfigError: a count is not an integer >= 1, or ``batch`` is outside 1..100,000.
+        ConfigError: a count or ``concurrency`` is not an integer >= 1, or ``batch``
+            is outside 1..100,000.
     """
     for name, value, fix in (
         ("from_shards", from_shards, "pass the shard count the hosts ran with"),
@@ -147,6 +119,8 @@ def check_arguments(from_shards: object, to_shards: object, batch: object) -> No
             f"batch must be an integer from 1 to {MAX_PAGE_LIMIT} alarms, got {batch!r}; "
             "leave it out for the default of 1000"
         )
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(f"concurrency must be an integer >= 1, got {concurrency!r}")
 
 
 async def reshard(
@@ -158,6 +132,7 @@ async def reshard(
     state_path: str | os.PathLike[str] | None = None,
     progress: Callable[[ShardProgress], None] | None = None,
     store_label: str = "",
+    concurrency: int = CONCURRENT_CALLS,
 ) -> ReshardResult:
     """Move every alarm of shards ``0..from_shards-1`` to its shard among ``to_shards``.
 
@@ -171,21 +146,24 @@ async def reshard(
         progress: called after every page with the counts of the current shard.
         store_label: a description of the store kept in the state file, so a state
             file is not resumed against another store.
+        concurrency: store calls of one page that run at once. With 1 the calls run
+            one after another and the function awaits nothing but the store, so
+            it also runs outside asyncio, for example on the simulator's store.
 
     Raises:
         ConfigError: an argument is invalid, or the state file is unreadable or
             belongs to another reshard.
         StoreError: a store call failed; run again with the same state file to resume.
     """
-    check_arguments(from_shards, to_shards, batch)
+    check_arguments(from_shards, to_shards, batch, concurrency)
     started = time.monotonic()
     path = None if state_path is None else Path(state_path)
     identity = {"from_shards": from_shards, "to_shards": to_shards, "store": store_label}
-    state = _State() if path is None else _read_state(path, identity)
+    state = ReshardState() if path is None else read_state(path, identity)
     result = ReshardResult(from_shards, to_shards)
     if state.finished:
         logger.info("state file %s shows a finished run; scanning every shard again", path)
-        state = _State()
+        state = ReshardState()
     elif state.shard or state.after is not None:
         result.resumed_at = state.shard
         logger.info("resuming at shard %d after key %s", state.shard, state.after)
@@ -196,7 +174,7 @@ async def reshard(
         while not counts.finished:
             try:
                 page = await store.get_next_alarms(shard, after=after, limit=batch)
-                await _move_page(store, shard, to_shards, page, counts)
+                await _move_page(store, shard, to_shards, page, counts, concurrency)
             except StoreError:
                 logger.error(
                     "reshard stopped at shard %d after key %s; run it again with the same "
@@ -214,7 +192,7 @@ async def reshard(
                 state.shard, state.after = shard + 1, None
             state.finished = counts.finished and shard + 1 == from_shards
             if path is not None:
-                _write_state(path, identity, state)
+                write_state(path, identity, state)
             if progress is not None:
                 progress(ShardProgress(shard, from_shards, counts))
     result.seconds = time.monotonic() - started
@@ -222,7 +200,12 @@ async def reshard(
 
 
 async def _move_page(
-    store: AlarmStore, shard: int, to_shards: int, page: list[Alarm], counts: ShardCounts
+    store: AlarmStore,
+    shard: int,
+    to_shards: int,
+    page: list[Alarm],
+    counts: ShardCounts,
+    concurrency: int,
 ) -> None:
     moves: dict[int, list[Alarm]] = {}
     for alarm in page:
@@ -233,7 +216,7 @@ async def _move_page(
         return
     # Every new copy of the page is written before any old copy is removed.
     writes = [partial(set_alarms, store, target, alarms) for target, alarms in moves.items()]
-    await _run_bounded(writes)
+    await _run_bounded(writes, concurrency)
     moved = [alarm for alarms in moves.values() for alarm in alarms]
     removals = [
         partial(
@@ -246,7 +229,7 @@ async def _move_page(
         )
         for alarm in moved
     ]
-    for alarm, removed in zip(moved, await _run_bounded(removals), strict=True):
+    for alarm, removed in zip(moved, await _run_bounded(removals, concurrency), strict=True):
         if removed:
             counts.moved += 1
             continue
@@ -262,9 +245,11 @@ async def _move_page(
         )
 
 
-async def _run_bounded(calls: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
-    """Run ``calls`` with at most :data:`CONCURRENT_CALLS` at once; raise the first failure."""
-    semaphore = asyncio.Semaphore(CONCURRENT_CALLS)
+async def _run_bounded(calls: Sequence[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:
+    """Run ``calls`` with at most ``limit`` at once; raise the first failure."""
+    if limit == 1:
+        return [await call() for call in calls]
+    semaphore = asyncio.Semaphore(limit)
 
     async def limited(call: Callable[[], Awaitable[Any]]) -> Any:
         async with semaphore:
@@ -278,71 +263,6 @@ async def _run_bounded(calls: Sequence[Callable[[], Awaitable[Any]]]) -> list[An
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
-
-def _read_state(path: Path, identity: dict[str, Any]) -> _State:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return _State()
-    except OSError as exc:
-        raise ConfigError(
-            f"failed to read reshard state file {str(path)!r}: {exc}; check its permissions "
-            "or pass another state file"
-        ) from exc
-    try:
-        data = json.loads(text)
-        recorded = {name: data[name] for name in identity}
-        if data["version"] != STATE_VERSION:
-            raise ValueError(f"version {data['version']!r}, expected {STATE_VERSION}")
-        after = data["after"]
-        state = _State(
-            shard=int(data["shard"]),
-            after=None if after is None else (int(after[0]), str(after[1]), str(after[2])),
-            finished=bool(data["finished"]),
-            counts={int(shard): ShardCounts(*values) for shard, values in data["counts"].items()},
-        )
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
-        raise ConfigError(
-            f"reshard state file {str(path)!r} is invalid ({exc}); delete it to start over"
-        ) from exc
-    if recorded != identity:
-        raise ConfigError(
-            f"reshard state file {str(path)!r} records {recorded}, not {identity}; finish that "
-            "reshard, or delete the file or pass another state file to start this one"
-        )
-    return state
-
-
-def _write_state(path: Path, identity: dict[str, Any], state: _State) -> None:
-    """Replace the state file atomically: write a temporary file, fsync it, rename it."""
-    data = {
-        "version": STATE_VERSION,
-        **identity,
-        "shard": state.shard,
-        "after": None if state.after is None else list(state.after),
-        "finished": state.finished,
-        "counts": {
-            str(shard): [counts.scanned, counts.moved, counts.conflicts, counts.finished]
-            for shard, counts in state.counts.items()
-        },
-    }
-    directory = path.parent
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(data, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory_handle = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(directory_handle)
-    finally:
-        os.close(directory_handle)
 
 
 # The command line
