@@ -1,19 +1,16 @@
 """Reports of a finished run: expectations, invariants, alarm and request counts.
 
-:func:`evaluate` compares the checks with the scenario's ``[expect]`` table;
-:func:`report_dict` gives everything as JSON-ready data and :func:`format_report`
-as text for a terminal.
+:func:`~simsi.sim.expectations.evaluate` compares the checks with the
+scenario's ``[expect]`` table. :func:`report_dict` gives everything as
+JSON-ready data, and :func:`format_report` gives it as text for a terminal.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
 
-from simsi.sim.checkers import CheckResults
-from simsi.sim.scenario import Expectations
-from simsi.sim.trace import MICROS
+from simsi.sim.expectations import Verdict, evaluate
+from simsi.sim.report_data import availability, report_dict
 from simsi.sim.world import SimResult
 
 logger = logging.getLogger(__name__)
@@ -21,188 +18,25 @@ logger = logging.getLogger(__name__)
 LOST_ALARMS_SHOWN = 10
 """Lost alarms listed in the text report; the JSON report lists all of them."""
 
-
-@dataclass(frozen=True)
-class Verdict:
-    """One expectation and whether the run met it."""
-
-    name: str
-    expected: Any
-    actual: Any
-    met: bool
+__all__ = [
+    "LOST_ALARMS_SHOWN",
+    "Verdict",
+    "availability",
+    "evaluate",
+    "expectations_met",
+    "format_report",
+    "log_summary",
+    "report_dict",
+]
 
 
 def _verdict(holds: bool) -> str:
     return "holds" if holds else "violated"
 
 
-def evaluate(expect: Expectations, checks: CheckResults) -> list[Verdict]:
-    """Return one :class:`Verdict` per expectation the scenario sets, in a fixed order."""
-    alarms = checks.alarms
-    verdicts: list[Verdict] = []
-    for name, expected, actual in (
-        ("single_instance", expect.single_instance, _verdict(checks.single_instance.holds)),
-        ("routing", expect.routing, _verdict(checks.routing.holds)),
-    ):
-        if expected is not None:
-            verdicts.append(Verdict(name, expected, actual, expected == actual))
-    if expect.alarms_lost is not None:
-        lost = len(alarms.lost)
-        verdicts.append(
-            Verdict("alarms_lost", expect.alarms_lost, lost, lost == expect.alarms_lost)
-        )
-    for name, limit, actual_count in (
-        ("max_alarm_duplicates", expect.max_alarm_duplicates, alarms.duplicates),
-        ("max_early_fires", expect.max_early_fires, alarms.early_fires),
-    ):
-        if limit is not None:
-            verdicts.append(Verdict(name, limit, actual_count, actual_count <= limit))
-    if expect.min_requests_served is not None:
-        served = checks.routing.served
-        verdicts.append(
-            Verdict(
-                "min_requests_served",
-                expect.min_requests_served,
-                served,
-                served >= expect.min_requests_served,
-            )
-        )
-    return verdicts
-
-
 def expectations_met(result: SimResult) -> bool:
     """Return whether the run met every expectation of its scenario."""
     return all(verdict.met for verdict in evaluate(result.scenario.expect, result.checks))
-
-
-def _seconds(us: int) -> float:
-    return us / MICROS
-
-
-def availability(checks: CheckResults) -> dict[str, Any]:
-    """Return what the client saw of its requests: sent, served, failed and the served fraction.
-
-    A request counts as served when the client received an ``ok`` response. Every
-    other outcome (``not_owner``, ``handler_error``, ``closed``, a timeout) counts
-    as failed, and requests with neither a response nor a timeout by the end of
-    the run count as unanswered. The fraction is served over sent, or ``None``
-    when the client sent nothing.
-    """
-    routing = checks.routing
-    outcomes = routing.client_outcomes
-    served = outcomes.get("ok", 0)
-    failed = sum(count for name, count in outcomes.items() if name != "ok")
-    return {
-        "sent": routing.sent,
-        "served": served,
-        "failed": failed,
-        "unanswered": routing.sent - served - failed,
-        "fraction": served / routing.sent if routing.sent else None,
-    }
-
-
-def report_dict(result: SimResult) -> dict[str, Any]:
-    """Return the full report of a run as JSON-ready data."""
-    checks = result.checks
-    single = checks.single_instance
-    alarms = checks.alarms
-    routing = checks.routing
-    stats = result.stats
-    verdicts = evaluate(result.scenario.expect, checks)
-    first = single.first
-    return {
-        "scenario": result.scenario.name,
-        "path": result.scenario.path,
-        "seed": result.seed,
-        "digest": result.digest,
-        "expectations_met": all(verdict.met for verdict in verdicts),
-        "expectations": [
-            {"name": v.name, "expected": v.expected, "actual": v.actual, "met": v.met}
-            for v in verdicts
-        ],
-        "single_instance": {
-            "holds": single.holds,
-            "holdings": single.holdings,
-            "instances_violated": single.instances_violated,
-            "first_overlap": None
-            if first is None
-            else {
-                "instance": first.instance_id,
-                "incarnations": [first.first.inc, first.second.inc],
-                "hosts": [first.first.host, first.second.host],
-                "starts_s": [_seconds(first.first.start_us), _seconds(first.second.start_us)],
-                "overlap_s": [_seconds(first.start_us), _seconds(first.end_us)],
-                "description": first.describe(),
-            },
-        },
-        "alarms": {
-            "holds": alarms.holds,
-            "set": alarms.set,
-            "fired": alarms.fired,
-            "done": alarms.done,
-            "cancelled": alarms.cancelled,
-            "exhausted": alarms.exhausted,
-            "replaced": alarms.replaced,
-            "lost": len(alarms.lost),
-            "pending": alarms.pending,
-            "duplicates": alarms.duplicates,
-            "early_fires": alarms.early_fires,
-            "max_early_s": alarms.max_early_s,
-            "lag_p50_s": alarms.lag_quantile(0.5),
-            "lag_p99_s": alarms.lag_quantile(0.99),
-            "lag_max_s": alarms.lags_s[-1] if alarms.lags_s else None,
-            "stored_at_end": stats.stored_alarms_left,
-            "lost_alarms": [
-                {
-                    "instance": lost.instance_id,
-                    "alarm": lost.alarm_id,
-                    "set_by": lost.set_by,
-                    "set_s": _seconds(lost.set_us),
-                    "due_s": _seconds(lost.due_us),
-                    "fires": lost.fires,
-                }
-                for lost in alarms.lost
-            ],
-        },
-        "routing": {
-            "holds": routing.holds,
-            "misrouted": routing.misrouted,
-            "first_misrouted": None
-            if routing.first_misrouted is None
-            else dict(
-                zip(("rid", "instance", "served_by", "owner"), routing.first_misrouted, strict=True)
-            ),
-            "not_owner": routing.not_owner,
-        },
-        "faults": {
-            "applied": [
-                {"at_s": event.t, "kind": event["fault"], "host": event["host"]}
-                for event in result.trace.of_kind("fault")
-            ],
-            "skipped": [
-                {"at_s": event.t, "reason": event["reason"]}
-                for event in result.trace.of_kind("fault_skipped")
-            ],
-        },
-        "requests": {
-            "sent": routing.sent,
-            "served": routing.served,
-            "client_outcomes": routing.client_outcomes,
-        },
-        "availability": availability(checks),
-        "run": {
-            "events": stats.events,
-            "trace_events": stats.trace_events,
-            "sim_s": stats.sim_s,
-            "wall_s": stats.wall_s,
-            "sim_s_per_wall_s": stats.sim_per_wall,
-            "events_per_wall_s": stats.events / stats.wall_s if stats.wall_s > 0 else None,
-            "messages_sent": stats.messages_sent,
-            "messages_dropped": stats.messages_dropped,
-            "store_calls": stats.store_calls,
-            "store_failures": stats.store_failures,
-        },
-    }
 
 
 def _fmt_s(value: float | None) -> str:
@@ -211,6 +45,19 @@ def _fmt_s(value: float | None) -> str:
 
 def _fmt_fraction(value: float | None) -> str:
     return "-" if value is None else f"{value:.2%}"
+
+
+def _store_line(store: dict[str, int]) -> str:
+    line = (
+        f"store     {store['calls']} calls, {store['failures']} failed, "
+        f"peak {store['peak_concurrent_reads']} concurrent reads"
+    )
+    if store["commits"] or store["conflicts"] or store["unknown_results"]:
+        line += (
+            f"; {store['commits']} commits, {store['conflicts']} conflicts, "
+            f"{store['unknown_results']} unknown results"
+        )
+    return line
 
 
 def format_report(result: SimResult) -> str:
@@ -265,7 +112,8 @@ def format_report(result: SimResult) -> str:
         f"alarms    set {alarms['set']}, fired {alarms['fired']}, done {alarms['done']}, "
         f"cancelled {alarms['cancelled']}, exhausted {alarms['exhausted']}, "
         f"replaced {alarms['replaced']}, lost {alarms['lost']}, pending {alarms['pending']}",
-        f"          duplicates {alarms['duplicates']}, early fires {alarms['early_fires']} "
+        f"          duplicates {alarms['duplicates']}, phantoms {alarms['phantoms']}, "
+        f"early fires {alarms['early_fires']} "
         f"(max {_fmt_s(alarms['max_early_s'])} early), lag p50 {_fmt_s(alarms['lag_p50_s'])}, "
         f"p99 {_fmt_s(alarms['lag_p99_s'])}, max {_fmt_s(alarms['lag_max_s'])}",
         f"requests  sent {requests['sent']}, served {requests['served']}; "
@@ -273,6 +121,7 @@ def format_report(result: SimResult) -> str:
         f"          availability {_fmt_fraction(available['fraction'])}: "
         f"{available['served']} served, {available['failed']} failed, "
         f"{available['unanswered']} unanswered at the end",
+        _store_line(data["store"]),
         f"faults    {len(data['faults']['applied'])} applied, "
         f"{len(data['faults']['skipped'])} skipped",
         f"run       {run['sim_s']:g} simulated s in {run['wall_s']:.3f} wall s "

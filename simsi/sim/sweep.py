@@ -27,7 +27,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from simsi.sim.report import evaluate
+from simsi.sim.expectations import evaluate
 from simsi.sim.scenario import Scenario, validate_scenario
 from simsi.sim.world import run_scenario
 
