@@ -1,11 +1,13 @@
 """``simsi explore SCENARIO``: search fault schedules for a failing run and write the smallest.
 
-Hypothesis draws fault schedules within the scenario's fault budget (derived
-from its ``[[faults]]``: the same kinds and hosts, up to twice as many faults,
-anywhere in the run) and runs each in place of the scenario's faults. When a
-run misses an expectation, Hypothesis shrinks the schedule and the command
-writes the smallest failing one as a scenario file. It then replays that file
-and prints both trace digests, which must be equal.
+Hypothesis draws fault schedules within the scenario's fault budget. That is
+its ``[faults_random]`` table, whose drawn faults join the fixed ``[[faults]]``.
+Without that table the budget is derived from the ``[[faults]]`` (the same
+kinds and hosts, up to twice as many faults, anywhere in the run), and the
+drawn faults replace them. When a run misses an expectation, Hypothesis
+shrinks the schedule and the command writes the smallest failing one as a
+scenario file. It then replays that file and prints both trace digests, which
+must be equal.
 
 Exit codes: 1 when a failing schedule was found and written (the scenario's
 expectations do not survive its budget), 0 when none was found in the given
@@ -24,7 +26,7 @@ from typing import Any
 from simsi.core.errors import ConfigError, ScenarioError, SimsiError
 from simsi.sim.explore import ExploreResult, RunVerdict, explore, judge, write_counterexample
 from simsi.sim.scenario import load_scenario
-from simsi.sim.schedules import budget_for
+from simsi.sim.schedules import budget_for, describe_budget
 
 
 class ReplayMismatchError(SimsiError):
@@ -129,7 +131,8 @@ def _outcome(result: ExploreResult) -> dict[str, Any]:
         "scenario": result.scenario.name,
         "path": result.scenario.path,
         "seed": result.scenario.run.seed,
-        "budget": result.budget.describe(),
+        "budget": describe_budget(result.budget),
+        "fixed_faults": len(result.fixed),
         "runs": result.runs,
         "wall_s": result.wall_s,
         "found": result.found,
@@ -155,7 +158,8 @@ def _print(args: argparse.Namespace, data: dict[str, Any]) -> None:
         return
 
     count = len(data["faults"])
-    lines.append(f"found a failing schedule of {count} fault{'s' if count != 1 else ''}:")
+    fixed = f", {data['fixed_faults']} of them fixed" if data["fixed_faults"] else ""
+    lines.append(f"found a failing schedule of {count} fault{'s' if count != 1 else ''}{fixed}:")
     for fault in data["faults"]:
         extra = " ".join(
             f"{key}={value}" for key, value in fault.items() if key not in ("at", "kind", "host")

@@ -1,9 +1,13 @@
 """Exploration: Hypothesis searches fault schedules for one that breaks an expectation.
 
-Each example is a fault schedule drawn within a :class:`ScheduleBudget`. It
-replaces the scenario's ``[[faults]]`` and the scenario runs with its seed. An
-example *fails* when the run misses an expectation of ``[expect]`` or the
-simulator raises. Hypothesis then shrinks the failing schedule (fewer faults,
+Each example is a fault schedule drawn within a
+:class:`~simsi.sim.budget.FaultBudget`. For a scenario with a
+``[faults_random]`` budget, the drawn faults join its fixed ``[[faults]]`` in
+place of the faults the seed would draw. For a scenario without one, a budget
+is derived from its fixed faults (:func:`~simsi.sim.schedules.budget_from_faults`)
+and the drawn faults replace them. Either way the scenario runs with its seed,
+and an example *fails* when the run misses an expectation of ``[expect]`` or
+the simulator raises. Hypothesis then shrinks the failing schedule (fewer faults,
 earlier times, smaller numbers) and :func:`explore` returns the smallest one
 it found::
 
@@ -11,8 +15,9 @@ it found::
     if result.found:
         path = write_counterexample(result, "counterexample.toml")
 
-The written file is an ordinary scenario with the schedule as fixed faults and
-the same seed, so ``simsi sim`` replays the failing run with the same digest.
+The written file is an ordinary scenario with the whole schedule as fixed
+faults, no ``[faults_random]`` table and the same seed, so ``simsi sim``
+replays the failing run with the same digest.
 """
 
 from __future__ import annotations
@@ -30,10 +35,11 @@ from tqdm import tqdm
 
 from simsi.core.errors import ConfigError
 from simsi.core.placement import Placement
+from simsi.sim.budget import FaultBudget
+from simsi.sim.expectations import evaluate
 from simsi.sim.faults import Fault
-from simsi.sim.report import evaluate
 from simsi.sim.scenario import Scenario, validate_scenario
-from simsi.sim.schedules import ScheduleBudget, budget_from_faults, schedules
+from simsi.sim.schedules import budget_for, known_hosts, schedules
 from simsi.sim.world import run_scenario
 
 logger = logging.getLogger(__name__)
@@ -72,7 +78,9 @@ class ExploreResult:
 
     Attributes:
         scenario: the scenario explored, with the seed every run used.
-        budget: the bounds of the schedules tried.
+        budget: the bounds of the drawn faults.
+        fixed: the faults every example kept, from the scenario's ``[[faults]]``
+            when it has a ``[faults_random]`` budget, else none.
         runs: simulations run, while searching and while shrinking.
         wall_s: wall-clock seconds of the search.
         counterexample: the scenario with the smallest failing schedule as its
@@ -81,7 +89,8 @@ class ExploreResult:
     """
 
     scenario: Scenario
-    budget: ScheduleBudget
+    budget: FaultBudget
+    fixed: tuple[Fault, ...]
     runs: int
     wall_s: float
     counterexample: Scenario | None = None
@@ -93,9 +102,16 @@ class ExploreResult:
         return self.counterexample is not None
 
 
-def with_schedule(scenario: Scenario, faults: tuple[Fault, ...]) -> Scenario:
-    """Return ``scenario`` with ``faults`` in place of its own."""
-    return dataclasses.replace(scenario, faults=faults)
+def with_schedule(
+    scenario: Scenario, drawn: tuple[Fault, ...], fixed: tuple[Fault, ...] = ()
+) -> Scenario:
+    """Return ``scenario`` with ``fixed`` and ``drawn`` faults as its faults and no budget.
+
+    The faults are sorted by time, ``fixed`` before ``drawn`` at equal times, and
+    the world applies them in that order.
+    """
+    faults = tuple(sorted((*fixed, *drawn), key=lambda fault: fault.at))
+    return dataclasses.replace(scenario, faults=faults, faults_random=None)
 
 
 def explore(
@@ -103,7 +119,7 @@ def explore(
     *,
     examples: int = 100,
     seed: int | None = None,
-    budget: ScheduleBudget | None = None,
+    budget: FaultBudget | None = None,
     progress: bool = False,
 ) -> ExploreResult:
     """Search fault schedules within ``budget`` for one that makes ``scenario`` fail.
@@ -115,7 +131,8 @@ def explore(
         seed: the seed of every run, and of the search itself, which then tries
             the same schedules on every call. Without it the runs use the
             scenario's seed and the search is random.
-        budget: the schedules to try; defaults to :func:`budget_from_faults`.
+        budget: the faults to draw; defaults to
+            :func:`~simsi.sim.schedules.budget_for` the scenario.
         progress: show a tqdm counter of runs on stderr.
 
     Raises:
@@ -133,9 +150,10 @@ def explore(
             f"scenario {scenario.name!r} sets no expectations in [expect], so no run can fail; "
             'add one, like single_instance = "holds" or alarms_lost = 0'
         )
-    budget = budget or budget_from_faults(scenario)
+    budget = budget or budget_for(scenario)
+    fixed = scenario.faults if scenario.faults_random is not None else ()
     hosts = Placement(scenario.cluster.hosts, scenario.cluster.shards).hosts
-    strategy = schedules(budget, hosts)
+    strategy = schedules(budget, hosts, fixed=fixed, known=known_hosts(scenario))
 
     runs = 0
     bar = tqdm(desc=f"explore {scenario.name}", unit="run", disable=not progress)
@@ -144,7 +162,7 @@ def explore(
         nonlocal runs
         runs += 1
         bar.update(1)
-        return judge(with_schedule(scenario, faults)).failed
+        return judge(with_schedule(scenario, faults, fixed)).failed
 
     search = settings(
         max_examples=examples,
@@ -171,8 +189,8 @@ def explore(
 
     if minimal is None:
         logger.info("explore of %r: no failing schedule in %d runs", scenario.name, runs)
-        return ExploreResult(scenario, budget, runs, wall)
-    counterexample = _counterexample(scenario, minimal)
+        return ExploreResult(scenario, budget, fixed, runs, wall)
+    counterexample = _counterexample(with_schedule(scenario, minimal, fixed))
     verdict = judge(counterexample)
     logger.info(
         "explore of %r: failing schedule of %d faults after %d runs",
@@ -180,7 +198,7 @@ def explore(
         len(minimal),
         runs,
     )
-    return ExploreResult(scenario, budget, runs, wall, counterexample, verdict)
+    return ExploreResult(scenario, budget, fixed, runs, wall, counterexample, verdict)
 
 
 def _sets_expectations(scenario: Scenario) -> bool:
@@ -188,7 +206,7 @@ def _sets_expectations(scenario: Scenario) -> bool:
     return any(value is not None for name, value in fields.items() if name != "alarm_grace_s")
 
 
-def _counterexample(scenario: Scenario, faults: tuple[Fault, ...]) -> Scenario:
+def _counterexample(scenario: Scenario) -> Scenario:
     origin = scenario.path or scenario.name
     description = (
         f"Found by simsi explore from {origin} with seed {scenario.run.seed}: the smallest\n"
@@ -199,7 +217,6 @@ def _counterexample(scenario: Scenario, faults: tuple[Fault, ...]) -> Scenario:
         scenario,
         name=f"{scenario.name}-counterexample",
         description=description,
-        faults=faults,
         path=None,
     )
 

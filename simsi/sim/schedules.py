@@ -1,191 +1,172 @@
-"""Fault budgets and the Hypothesis strategy that draws fault schedules within one.
+"""Hypothesis strategies of fault schedules within a :class:`~simsi.sim.budget.FaultBudget`.
 
-A :class:`ScheduleBudget` bounds the fault schedules a search may try: the
-fault kinds, the hosts they target, how many faults, the window of true time
-they fall in, and the range of each numeric parameter. :func:`schedules` turns
-a budget into a Hypothesis strategy of valid schedules::
+A scenario's ``[faults_random]`` budget bounds the faults a run draws from its
+seed: kinds, count, time window, target hosts, the gap between faults and the
+value space of each parameter. :func:`schedules` draws from the same bounds
+with Hypothesis instead of the seed, so a failing schedule can be shrunk::
 
-    budget = ScheduleBudget(kinds=("crash", "restart"), hosts=("host-1",), max_faults=4,
-                            window=(0.0, 60.0))
-    schedule = schedules(budget).example()      # a tuple of Fault, sorted by time
+    budget = FaultBudget(kinds=("crash", "clock_step"), window_s=(5.0, 60.0), max_count=4)
+    strategy = schedules(budget, cluster_hosts=["host-0", "host-1", "host-2"])
 
-Every drawn schedule passes the scenario loader's schedule check, because a
-fault that cannot apply where it falls (a restart of a host that is up) is
-dropped. Times are drawn in whole milliseconds and shrink toward the start of
-the window. Numbers shrink toward zero, choices toward the kind's default, and
-whole faults can be deleted. So Hypothesis shrinks a failing schedule to a short one.
+Every drawn schedule passes the scenario loader's schedule check together with
+the fixed faults it is drawn alongside. A drawn fault that cannot apply where
+it falls (a crash of a host that is down) is dropped, and so is one that comes
+closer than ``min_gap_s`` to the previous one. Times are drawn in whole
+milliseconds and shrink toward the start of the window. Numbers shrink toward
+the low end of their space (toward zero when it contains zero), choices toward
+the parameter's default, and whole faults can be deleted. So Hypothesis
+shrinks a failing schedule to a short, early, plain one.
+
+A scenario without a budget gets one from its fixed faults with
+:func:`budget_from_faults`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from hypothesis import strategies as st
 
 from simsi.core.errors import ConfigError
-from simsi.core.placement import Placement
+from simsi.core.placement import Placement, expand_hosts
+from simsi.sim.budget import ChoiceSpace, FaultBudget, NumberSpace, ParamSpace
 from simsi.sim.faults import FAULT_KINDS, Fault, Param, check_schedule
 from simsi.sim.fields import REQUIRED
 from simsi.sim.scenario import Scenario
 
-ParamRange = tuple[float, float]
-
-DEFAULT_PARAM_RANGES: dict[str, dict[str, ParamRange]] = {
-    "clock_offset": {"offset_s": (-2.0, 2.0)},
-    "clock_drift": {"drift_ppm": (-500.0, 500.0)},
-    "clock_step": {"step_s": (-2.0, 2.0)},
-    "duplicate_identity": {"offset_s": (-0.5, 0.5)},
-    "store_outage": {"duration_s": (0.1, 10.0)},
-    "replace": {"start_delay_s": (0.0, 5.0)},
-    "rolling_update": {"start_delay_s": (0.0, 5.0), "min_ready_s": (0.0, 10.0)},
-}
-"""Ranges drawn for numeric parameters a budget gives no range for, by kind and parameter.
-
-A numeric parameter with neither a range here nor in the budget keeps its default.
-"""
-
 RESOLUTION = 1000
-"""Times and numeric parameters are drawn in steps of ``1 / RESOLUTION``."""
+"""Times and non-integer parameters are drawn in steps of ``1 / RESOLUTION``."""
+
+_GAP_TOLERANCE = 1e-9
 
 
-@dataclass(frozen=True)
-class ScheduleBudget:
-    """Bounds on the fault schedules a search draws.
+def check_budget(budget: FaultBudget, cluster_hosts: Sequence[str]) -> None:
+    """Check that ``budget`` can draw schedules in a cluster of ``cluster_hosts``.
 
-    Attributes:
-        kinds: fault kinds to draw, keys of :data:`~simsi.sim.faults.FAULT_KINDS`.
-        hosts: hosts that faults of host-targeting kinds pick from.
-        max_faults: the largest number of faults drawn.
-        window: ``(start, end)`` true seconds in which faults fall.
-        params: per kind, the ``(low, high)`` range of numeric parameters; they
-            override :data:`DEFAULT_PARAM_RANGES`.
-        min_faults: the smallest number of faults in a schedule, after faults that
-            cannot apply were dropped.
+    Raises:
+        ConfigError: a kind is unknown, a host-targeting kind has no host to target,
+            the window is reversed, or a parameter without a default has no space.
     """
-
-    kinds: tuple[str, ...]
-    hosts: tuple[str, ...]
-    max_faults: int
-    window: tuple[float, float]
-    params: Mapping[str, Mapping[str, ParamRange]] = field(default_factory=dict)
-    min_faults: int = 0
-
-    def __post_init__(self) -> None:
-        unknown = [kind for kind in self.kinds if kind not in FAULT_KINDS]
-        if not self.kinds or unknown:
-            raise ConfigError(
-                f"invalid budget kinds {list(self.kinds)!r}: expected one or more of "
-                f"{', '.join(sorted(FAULT_KINDS))}"
-            )
-        if not self.hosts and any(FAULT_KINDS[kind].targets_host for kind in self.kinds):
-            raise ConfigError("invalid budget: hosts is empty; name the hosts faults may target")
-        if not 0 <= self.min_faults <= self.max_faults:
-            raise ConfigError(
-                f"invalid budget counts min_faults={self.min_faults}, "
-                f"max_faults={self.max_faults}: expected 0 <= min_faults <= max_faults"
-            )
-        start, end = self.window
-        if not (math.isfinite(start) and math.isfinite(end) and 0 <= start <= end):
-            raise ConfigError(
-                f"invalid budget window {self.window!r}: expected (start, end) true seconds "
-                "with 0 <= start <= end"
-            )
-        for kind in self.kinds:
-            for param in FAULT_KINDS[kind].params:
-                needs_range = param.choices is None and param.default is REQUIRED
-                if needs_range and self.param_range(kind, param.name) is None:
-                    raise ConfigError(
-                        f"invalid budget: parameter {param.name!r} of fault kind {kind!r} "
-                        "has no default and no range; give it one in params, like "
-                        f"params={{{kind!r}: {{{param.name!r}: (0.0, 1.0)}}}}"
-                    )
-
-    def param_range(self, kind: str, name: str) -> ParamRange | None:
-        """Return the range drawn for numeric parameter ``name`` of ``kind``, or ``None``."""
-        given = self.params.get(kind, {}).get(name)
-        if given is not None:
-            return given
-        return DEFAULT_PARAM_RANGES.get(kind, {}).get(name)
-
-    def describe(self) -> str:
-        """Return the budget as one line for reports."""
-        hosts = ", ".join(self.hosts) or "no hosts"
-        return (
-            f"kinds {', '.join(self.kinds)} on {hosts}; {self.min_faults} to {self.max_faults} "
-            f"faults in [{self.window[0]:g}, {self.window[1]:g}] s"
+    unknown = [kind for kind in budget.kinds if kind not in FAULT_KINDS]
+    if not budget.kinds or unknown:
+        raise ConfigError(
+            f"invalid budget kinds {list(budget.kinds)!r}: expected one or more of "
+            f"{', '.join(sorted(FAULT_KINDS))}"
         )
+    targets = budget.target_hosts(cluster_hosts)
+    if not targets and any(FAULT_KINDS[kind].targets_host for kind in budget.kinds):
+        raise ConfigError("invalid budget: no hosts to target; name the hosts faults may target")
+    low, high = budget.count_range()
+    if not 0 <= low <= high:
+        raise ConfigError(
+            f"invalid budget count range {low} to {high}: expected 0 <= min <= max faults"
+        )
+    start, end = budget.window_s
+    if not 0 <= start <= end:
+        raise ConfigError(
+            f"invalid budget window {budget.window_s!r}: expected (start, end) true seconds "
+            "with 0 <= start <= end"
+        )
+    for kind in budget.kinds:
+        spaces = budget.spaces(kind)
+        for param in FAULT_KINDS[kind].params:
+            if param.default is REQUIRED and param.name not in spaces:
+                raise ConfigError(
+                    f"invalid budget: parameter {param.name!r} of fault kind {kind!r} has no "
+                    "default and no space to draw from; give it one, like "
+                    f"[faults_random.{kind}] {param.name} = [1, 5]"
+                )
 
 
-def budget_from_faults(scenario: Scenario) -> ScheduleBudget:
-    """Derive a budget from a scenario's fixed faults.
+def describe_budget(budget: FaultBudget) -> str:
+    """Return ``budget`` as one line for reports, like ``crash, stop on all hosts; 0 to 4 ...``."""
+    low, high = budget.count_range()
+    hosts = "all hosts" if budget.hosts is None else ", ".join(budget.hosts)
+    start, end = budget.window_s
+    gap = f", at least {budget.min_gap_s:g} s apart" if budget.min_gap_s else ""
+    return (
+        f"kinds {', '.join(budget.kinds)} on {hosts}; {low} to {high} faults in "
+        f"[{start:g}, {end:g}] s{gap}"
+    )
 
-    The budget allows the same kinds and hosts, or every host of the cluster when
-    no fault targets one. It allows up to twice as many faults (at least 2),
-    anywhere in the run. Numeric parameters range between the values the faults
-    use and the parameter's default (or zero).
+
+def known_hosts(scenario: Scenario) -> list[str]:
+    """Return the cluster's hosts and every host of a pattern a fixed fault names, in order."""
+    known = dict.fromkeys(Placement(scenario.cluster.hosts, scenario.cluster.shards).hosts)
+    for fault in scenario.faults:
+        pattern = fault.params.get("hosts")
+        if isinstance(pattern, str):
+            known.update(dict.fromkeys(expand_hosts(pattern)))
+    return list(known)
+
+
+def budget_from_faults(scenario: Scenario) -> FaultBudget:
+    """Derive a budget from a scenario's fixed faults, for a scenario without ``[faults_random]``.
+
+    The budget draws the same kinds and targets the same hosts, or every host of
+    the cluster when no fault targets one. It draws up to twice as many faults
+    (at least 2), anywhere in the run but its last millisecond. Numeric
+    parameters the faults set range between those values and the parameter's
+    default (or zero). Other parameters use the spaces the kinds define.
 
     Raises:
         ConfigError: the scenario has no faults to derive a budget from.
     """
     if not scenario.faults:
         raise ConfigError(
-            f"scenario {scenario.name!r} has no [[faults]] to derive a fault budget from; "
-            "add the faults the search may use, or name the kinds (simsi explore --kinds)"
+            f"scenario {scenario.name!r} has no [[faults]] and no [faults_random] to derive a "
+            "fault budget from; add either, or name the kinds (simsi explore --kinds)"
         )
     kinds = tuple(dict.fromkeys(fault.kind for fault in scenario.faults))
-    targeted = [fault.host for fault in scenario.faults if fault.host is not None]
-    hosts = tuple(dict.fromkeys(targeted)) or tuple(
-        Placement(scenario.cluster.hosts, scenario.cluster.shards).hosts
-    )
+    targeted = tuple(dict.fromkeys(f.host for f in scenario.faults if f.host is not None))
     seen: dict[str, dict[str, list[float]]] = {}
     for fault in scenario.faults:
         for name, value in fault.params.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 seen.setdefault(fault.kind, {}).setdefault(name, []).append(float(value))
-    params = {
-        kind: {name: _span(_param(kind, name), values) for name, values in names.items()}
-        for kind, names in seen.items()
-    }
-    return ScheduleBudget(
+    params: dict[str, dict[str, ParamSpace]] = {}
+    for kind, names in seen.items():
+        for name, values in names.items():
+            param = _param(kind, name)
+            if param.type in ("number", "integer"):
+                params.setdefault(kind, {})[name] = _span(param, values)
+    # NOTE: the window stops 1 ms before the end of the run because World.run raises
+    # ValueError when an event falls exactly on the end time.
+    return FaultBudget(
         kinds=kinds,
-        hosts=hosts,
-        max_faults=max(2, 2 * len(scenario.faults)),
-        window=(0.0, scenario.run.end_s),
+        window_s=(0.0, scenario.run.end_s - 1 / RESOLUTION),
+        max_count=max(2, 2 * len(scenario.faults)),
+        hosts=targeted or None,
         params=params,
     )
 
 
 def budget_for(
     scenario: Scenario, kinds: Sequence[str] | None = None, max_faults: int | None = None
-) -> ScheduleBudget:
-    """Return the budget to explore ``scenario`` with, with ``kinds`` and ``max_faults`` replaced.
+) -> FaultBudget:
+    """Return the budget to explore ``scenario`` with, ``kinds`` and ``max_faults`` replaced.
 
-    Without ``kinds`` the budget comes from :func:`budget_from_faults`. With
-    ``kinds`` and no faults in the scenario, faults target every host of the
-    cluster, at most 4 of them (or ``max_faults``) anywhere in the run.
+    The budget is the scenario's ``[faults_random]``, or else one derived with
+    :func:`budget_from_faults`. With ``kinds`` and neither of those, faults
+    target every host, at most 4 of them (or ``max_faults``) anywhere in the run.
 
     Raises:
-        ConfigError: no budget can be derived, or a kind or count is invalid.
+        ConfigError: no budget can be derived, or the result cannot draw schedules.
     """
-    if scenario.faults:
+    if scenario.faults_random is not None:
+        budget = scenario.faults_random
+    elif scenario.faults or not kinds:
         budget = budget_from_faults(scenario)
-    elif kinds:
-        budget = ScheduleBudget(
-            kinds=tuple(kinds),
-            hosts=tuple(Placement(scenario.cluster.hosts, scenario.cluster.shards).hosts),
-            max_faults=4,
-            window=(0.0, scenario.run.end_s),
-        )
     else:
-        budget = budget_from_faults(scenario)
+        window = (0.0, scenario.run.end_s - 1 / RESOLUTION)
+        budget = FaultBudget(kinds=tuple(kinds), window_s=window, max_count=4)
     if kinds:
         budget = dataclasses.replace(budget, kinds=tuple(kinds))
     if max_faults is not None:
-        budget = dataclasses.replace(budget, max_faults=max_faults)
+        budget = dataclasses.replace(budget, count=None, max_count=max_faults)
+    check_budget(budget, Placement(scenario.cluster.hosts, scenario.cluster.shards).hosts)
     return budget
 
 
@@ -196,80 +177,110 @@ def _param(kind: str, name: str) -> Param:
     raise KeyError(f"fault kind {kind!r} has no parameter {name!r}")
 
 
-def _span(param: Param, values: list[float]) -> ParamRange:
+def _span(param: Param, values: list[float]) -> NumberSpace:
     anchor = param.default if isinstance(param.default, int | float) else 0.0
-    if param.minimum is not None and (
+    too_low = param.minimum is not None and (
         anchor < param.minimum or (param.above and anchor <= param.minimum)
-    ):
+    )
+    if too_low:
         anchor = min(values)
-    return (min([*values, anchor]), max([*values, anchor]))
+    return NumberSpace(
+        min([*values, anchor]), max([*values, anchor]), integer=param.type == "integer"
+    )
 
 
-def _number(param: Param, bounds: ParamRange) -> st.SearchStrategy[float]:
-    low, high = (round(bound * RESOLUTION) for bound in bounds)
-    if param.minimum is not None:
-        smallest = math.ceil(param.minimum * RESOLUTION) + (1 if param.above else 0)
-        low = max(low, smallest)
-        high = max(high, low)
+def _value(param: Param, space: ParamSpace) -> st.SearchStrategy[Any]:
+    if isinstance(space, ChoiceSpace):
+        ordered = sorted(space.values, key=lambda choice: choice != param.default)
+        return st.sampled_from(ordered)
+    if space.integer:
+        return st.integers(int(space.low), int(space.high))
+    low, high = round(space.low * RESOLUTION), round(space.high * RESOLUTION)
+    if param.minimum is not None and param.above and low <= param.minimum * RESOLUTION:
+        low = min(high, low + 1)
     return st.integers(low, high).map(lambda value: value / RESOLUTION)
 
 
-def _choice(param: Param) -> st.SearchStrategy[str]:
-    assert param.choices is not None
-    ordered = sorted(param.choices, key=lambda choice: choice != param.default)
-    return st.sampled_from(ordered)
-
-
 @st.composite
-def _fault(draw: st.DrawFn, budget: ScheduleBudget) -> Fault:
-    start, end = (round(bound * RESOLUTION) for bound in budget.window)
+def _fault(draw: st.DrawFn, budget: FaultBudget, targets: tuple[str, ...]) -> Fault:
+    start, end = (round(bound * RESOLUTION) for bound in budget.window_s)
     at = draw(st.integers(start, end)) / RESOLUTION
     kind_name = draw(st.sampled_from(budget.kinds))
     kind = FAULT_KINDS[kind_name]
-    host = draw(st.sampled_from(budget.hosts)) if kind.targets_host else None
+    host = draw(st.sampled_from(targets)) if kind.targets_host else None
     params: dict[str, Any] = {}
+    spaces = budget.spaces(kind_name)
     for param in kind.params:
-        if param.choices is not None:
-            value: Any = draw(_choice(param))
-        else:
-            bounds = budget.param_range(kind_name, param.name)
-            if bounds is None:
-                continue
-            value = draw(_number(param, bounds))
+        space = spaces.get(param.name)
+        if space is None:
+            continue
+        value = draw(_value(param, space))
         if value != param.default:
             params[param.name] = value
     return Fault(at, kind_name, host, params)
 
 
-def valid_schedule(faults: Sequence[Fault], hosts: Sequence[str]) -> tuple[Fault, ...]:
+def valid_schedule(
+    faults: Sequence[Fault],
+    hosts: Sequence[str],
+    *,
+    fixed: Sequence[Fault] = (),
+    min_gap_s: float = 0.0,
+    known: Sequence[str] = (),
+) -> tuple[Fault, ...]:
     """Return ``faults`` sorted by time, without those that cannot apply where they fall.
 
-    Faults are taken in order of ``at`` (draw order at equal times), as the
-    world applies them, and each is kept only if the schedule check accepts it
-    after the faults kept before it.
+    Faults are taken in order of ``at`` (draw order at equal times). Each is kept
+    only if it is at least ``min_gap_s`` after the last fault kept before it, and
+    if the schedule check accepts it after the ``fixed`` faults and those kept.
+
+    Args:
+        faults: the drawn faults.
+        hosts: the cluster's hosts, each running one incarnation at true time 0.
+        fixed: faults that stay in the schedule whatever is drawn.
+        min_gap_s: the smallest distance between two kept faults.
+        known: hosts outside the cluster that faults may start (fleets).
     """
     ordered = sorted(enumerate(faults), key=lambda item: (item[1].at, item[0]))
     kept: list[Fault] = []
     for _index, fault in ordered:
-        candidate = [*kept, fault]
-        if not check_schedule(candidate, hosts):
-            kept = candidate
+        if kept and fault.at - kept[-1].at < min_gap_s - _GAP_TOLERANCE:
+            continue
+        candidate = [*fixed, *kept, fault]
+        if not check_schedule(candidate, hosts, known):
+            kept.append(fault)
     return tuple(kept)
 
 
 def schedules(
-    budget: ScheduleBudget, cluster_hosts: Sequence[str] | None = None
+    budget: FaultBudget,
+    cluster_hosts: Sequence[str],
+    *,
+    fixed: Sequence[Fault] = (),
+    known: Sequence[str] = (),
 ) -> st.SearchStrategy[tuple[Fault, ...]]:
-    """Return a strategy of valid fault schedules within ``budget``, sorted by time.
+    """Return a strategy of fault schedules within ``budget``, sorted by time.
+
+    The schedules hold the drawn faults only, which apply together with ``fixed``.
+    Hypothesis draws at least the budget's minimum count of faults, but faults
+    that cannot apply are dropped, so a schedule may have fewer, as with
+    :meth:`FaultBudget.draw <simsi.sim.budget.FaultBudget.draw>`.
 
     Args:
         budget: the bounds of the schedules.
-        cluster_hosts: every host of the cluster, for the schedule check; defaults
-            to ``budget.hosts``.
+        cluster_hosts: every host of the cluster.
+        fixed: faults every run has; drawn faults must apply alongside them.
+        known: hosts outside the cluster that faults may start (fleets).
+
+    Raises:
+        ConfigError: the budget cannot draw schedules (see :func:`check_budget`).
     """
-    hosts = tuple(cluster_hosts) if cluster_hosts is not None else budget.hosts
-    drafts = st.lists(_fault(budget), max_size=budget.max_faults)
-    checked = drafts.map(lambda faults: valid_schedule(faults, hosts))
-    if budget.min_faults:
-        return checked.filter(lambda schedule: len(schedule) >= budget.min_faults)
-    return checked
+    check_budget(budget, cluster_hosts)
+    low, high = budget.count_range()
+    targets = budget.target_hosts(cluster_hosts)
+    drafts = st.lists(_fault(budget, targets), min_size=low, max_size=high)
+    return drafts.map(
+        lambda faults: valid_schedule(
+            faults, cluster_hosts, fixed=fixed, min_gap_s=budget.min_gap_s, known=known
+        )
+    )

@@ -9,7 +9,7 @@ cluster shapes and fault schedules::
 
 
     @settings(max_examples=20, deadline=None)
-    @given(sst.scenarios(interface="myapp.carts:Cart", kinds=("crash", "restart")))
+    @given(sst.scenarios(interface="myapp.carts:Cart", kinds=("crash", "stop")))
     def test_single_instance(scenario):
         result = run_scenario(scenario)
         assert result.checks.single_instance.holds, result.checks.single_instance.first
@@ -17,8 +17,10 @@ cluster shapes and fault schedules::
 Each strategy shrinks toward a small case: one host, few shards and
 instances, a low request rate, and fault schedules with few, early faults.
 Every scenario they build passes :func:`~simsi.sim.scenario.validate_scenario`.
-To search the schedules of one scenario you already have, use
-``fault_schedules(budget_from_faults(scenario))`` or ``simsi explore``.
+Fault schedules are bounded by a :class:`~simsi.sim.budget.FaultBudget`, the
+type of a scenario's ``[faults_random]`` table. To search the schedules of a
+scenario you already have, use ``simsi explore`` or
+``fault_schedules(budget_for(scenario), hosts, fixed=scenario.faults)``.
 """
 
 from __future__ import annotations
@@ -28,20 +30,17 @@ from collections.abc import Mapping, Sequence
 from hypothesis import strategies as st
 
 from simsi.core.placement import expand_hosts
+from simsi.sim.budget import ChoiceSpace, FaultBudget, NumberSpace, ParamSpace
 from simsi.sim.faults import Fault
 from simsi.sim.scenario import ClusterSpec, Expectations, RunSpec, Scenario, WorkloadSpec
-from simsi.sim.schedules import (
-    DEFAULT_PARAM_RANGES,
-    ParamRange,
-    ScheduleBudget,
-    budget_from_faults,
-    valid_schedule,
-)
+from simsi.sim.schedules import budget_for, budget_from_faults, valid_schedule
 from simsi.sim.schedules import schedules as _schedules
 
 __all__ = [
-    "DEFAULT_PARAM_RANGES",
-    "ScheduleBudget",
+    "ChoiceSpace",
+    "FaultBudget",
+    "NumberSpace",
+    "budget_for",
     "budget_from_faults",
     "cluster_shapes",
     "fault_schedules",
@@ -52,26 +51,35 @@ __all__ = [
 
 
 def fault_schedules(
-    budget: ScheduleBudget, cluster_hosts: Sequence[str] | None = None
+    budget: FaultBudget, cluster_hosts: Sequence[str], *, fixed: Sequence[Fault] = ()
 ) -> st.SearchStrategy[tuple[Fault, ...]]:
     """Return a strategy of valid fault schedules within ``budget``, sorted by time.
 
-    Faults that cannot apply where they fall (a restart of a running host, a
-    crash of a host that is down) are dropped, so a schedule may hold fewer
-    faults than drawn. Example::
+    Faults that cannot apply where they fall (a crash of a host that is down)
+    or that come closer than ``budget.min_gap_s`` to the previous one are
+    dropped, so a schedule may hold fewer faults than drawn. Example::
 
-        budget = ScheduleBudget(kinds=("crash", "restart"), hosts=("host-1",),
-                                max_faults=4, window=(0.0, 30.0))
+        budget = FaultBudget(
+            kinds=("crash", "clock_step"),
+            window_s=(0.0, 30.0),
+            max_count=4,
+            hosts=("host-1",),
+            params={"crash": {"restart_after_s": NumberSpace(1.0, 5.0)}},
+        )
 
-        @given(fault_schedules(budget, cluster_hosts=["host-0", "host-1", "host-2"]))
+        @given(fault_schedules(budget, ["host-0", "host-1", "host-2"]))
         def test_crashes(schedule): ...
 
     Args:
-        budget: kinds, hosts, count, time window and parameter ranges.
-        cluster_hosts: every host of the cluster, for the schedule check;
-            defaults to ``budget.hosts``.
+        budget: kinds, count, time window, hosts, gap and parameter spaces.
+        cluster_hosts: every host of the cluster, for the schedule check.
+        fixed: faults every run has; drawn faults must apply alongside them and
+            are not part of the drawn schedule.
+
+    Raises:
+        ConfigError: the budget cannot draw schedules.
     """
-    return _schedules(budget, cluster_hosts)
+    return _schedules(budget, cluster_hosts, fixed=fixed)
 
 
 def cluster_shapes(
@@ -160,24 +168,25 @@ def workloads(
 def scenarios(
     *,
     interface: str = "counter",
-    kinds: Sequence[str] = ("crash", "restart"),
+    kinds: Sequence[str] = ("crash", "stop"),
     max_faults: int = 4,
     max_hosts: int = 4,
     max_shards: int = 64,
     duration_s: float = 20.0,
     drain_s: float = 20.0,
-    params: Mapping[str, Mapping[str, ParamRange]] | None = None,
+    params: Mapping[str, Mapping[str, ParamSpace]] | None = None,
     expect: Expectations | None = None,
     seeds: st.SearchStrategy[int] | None = None,
     loads: st.SearchStrategy[WorkloadSpec] | None = None,
 ) -> st.SearchStrategy[Scenario]:
     """Return a strategy of whole scenarios: a cluster, a light workload and a fault schedule.
 
-    Faults fall anywhere in the run and target any host. The seed is 0 unless
-    ``seeds`` draws it. Example::
+    Faults fall anywhere in the run and target any host. Crashes and stops
+    draw ``restart_after_s`` from the kinds' default space, so hosts come back.
+    The seed is 0 unless ``seeds`` draws it. Example::
 
         @settings(max_examples=10, deadline=None)
-        @given(scenarios(kinds=("crash", "restart", "clock_offset"), max_faults=3))
+        @given(scenarios(kinds=("crash", "stop", "clock_step"), max_faults=3))
         def test_no_alarm_lost(scenario):
             result = run_scenario(scenario)
             assert not result.checks.alarms.lost
@@ -190,7 +199,8 @@ def scenarios(
         max_shards: the maximum number of shards.
         duration_s: true seconds the workload runs.
         drain_s: true seconds the run goes on after the workload.
-        params: parameter ranges, as in :class:`ScheduleBudget`.
+        params: per kind, parameter spaces that replace the kinds' defaults, as
+            in a :class:`FaultBudget`.
         expect: the scenario's expectations (none by default).
         seeds: a strategy for the run's seed.
         loads: a strategy for the workload; defaults to light workloads of at
@@ -209,11 +219,10 @@ def scenarios(
             cluster_shapes(max_hosts=max_hosts, max_shards=max_shards, interface=interface)
         )
         hosts = tuple(expand_hosts(cluster.hosts))
-        budget = ScheduleBudget(
+        budget = FaultBudget(
             kinds=tuple(kinds),
-            hosts=hosts,
-            max_faults=max_faults,
-            window=(0.0, end_s),
+            window_s=(0.0, end_s),
+            max_count=max_faults,
             params=params or {},
         )
         workload = draw(workload_strategy)

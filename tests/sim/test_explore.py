@@ -10,10 +10,11 @@ import pytest
 
 from simsi.cli import main
 from simsi.core.errors import ConfigError
+from simsi.sim.budget import FaultBudget, NumberSpace
 from simsi.sim.explore import explore, judge, with_schedule, write_counterexample
 from simsi.sim.faults import Fault
 from simsi.sim.scenario import Expectations, load_scenario
-from simsi.sim.schedules import ScheduleBudget, budget_for, budget_from_faults
+from simsi.sim.schedules import budget_for, budget_from_faults
 from simsi.sim.world import run_scenario
 
 # A misdeployment: the budget allows a second process to claim host-1, which
@@ -130,21 +131,22 @@ def test_simulator_error_is_finding(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     real = run_scenario
 
     def broken(scenario, seed=None):  # type: ignore[no-untyped-def]
-        if any(fault.kind == "restart" for fault in scenario.faults):
-            raise RuntimeError("planted restart bug")
+        if any(fault.kind == "clock_step" for fault in scenario.faults):
+            raise RuntimeError("planted clock step bug")
         return real(scenario, seed)
 
     monkeypatch.setattr("simsi.sim.explore.run_scenario", broken)
-    budget = ScheduleBudget(
-        kinds=("crash", "restart"), hosts=("host-1",), max_faults=4, window=(0.0, 25.0)
+    budget = FaultBudget(
+        kinds=("crash", "clock_step"), window_s=(0.0, 20.0), max_count=4, hosts=("host-1",)
     )
 
     result = explore(scenario, examples=40, seed=2, budget=budget)
 
     assert result.verdict is not None
-    assert result.verdict.error == "RuntimeError: planted restart bug"
+    assert result.verdict.error == "RuntimeError: planted clock step bug"
     assert result.counterexample is not None
-    assert [fault.kind for fault in result.counterexample.faults] == ["crash", "restart"]
+    assert [fault.kind for fault in result.counterexample.faults] == ["clock_step"]
+    assert result.counterexample.faults[0].at == 0.0
 
 
 def test_judge_reports_unmet(tmp_path: Path) -> None:
@@ -163,20 +165,20 @@ def test_budget_from_faults(tmp_path: Path) -> None:
 
     assert budget.kinds == ("crash", "restart", "duplicate_identity")
     assert budget.hosts == ("host-1",)
-    assert budget.max_faults == 6
-    assert budget.window == (0.0, 25.0)
-    assert budget.params == {"duplicate_identity": {"offset_s": (0.0, 0.05)}}
+    assert budget.count_range() == (0, 6)
+    assert budget.window_s == (0.0, 24.999)
+    assert budget.params == {"duplicate_identity": {"offset_s": NumberSpace(0.0, 0.05)}}
 
 
 def test_budget_needs_faults_or_kinds(tmp_path: Path) -> None:
     scenario = with_schedule(load_scenario(write(tmp_path, MISDEPLOYED)), ())
 
-    with pytest.raises(ConfigError, match="no \\[\\[faults\\]\\] to derive a fault budget"):
+    with pytest.raises(ConfigError, match="no \\[\\[faults\\]\\] and no \\[faults_random\\]"):
         budget_for(scenario)
     budget = budget_for(scenario, ["crash"], 2)
     assert budget.kinds == ("crash",)
-    assert budget.hosts == ("host-0", "host-1", "host-2")
-    assert budget.max_faults == 2
+    assert budget.hosts is None
+    assert budget.count_range() == (0, 2)
 
 
 def test_cli_writes_and_replays(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -263,7 +265,7 @@ def test_cli_kinds_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     [
         (["--examples", "0"], "invalid --examples 0"),
         (["--kinds", "meteor"], "invalid budget kinds ['meteor']"),
-        (["--max-faults", "-1"], "invalid budget counts"),
+        (["--max-faults", "-1"], "invalid budget count range 0 to -1"),
     ],
 )
 def test_cli_invalid_exits_2(
@@ -273,3 +275,56 @@ def test_cli_invalid_exits_2(
 
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+# A budget of random faults next to a fixed crash: the drawn duplicate breaks single instance.
+WITH_BUDGET = """
+name = "budgeted"
+[cluster]
+hosts = "host-{0..2}"
+shards = 16
+[workload]
+instances = 10
+request_rate = 10
+alarm_delay_s = [1, 5]
+[[faults]]
+at = 5
+kind = "crash"
+host = "host-1"
+restart_after_s = 2
+[faults_random]
+kinds = ["duplicate_identity", "clock_step"]
+max = 3
+window_s = [1, 20]
+hosts = ["host-2"]
+[run]
+duration_s = 15
+drain_s = 10
+[expect]
+single_instance = "holds"
+"""
+
+
+def test_budget_keeps_fixed_faults(tmp_path: Path) -> None:
+    scenario = load_scenario(write(tmp_path, WITH_BUDGET))
+
+    result = explore(scenario, examples=30, seed=3)
+
+    assert result.counterexample is not None
+    assert result.fixed == scenario.faults
+    assert result.counterexample.faults_random is None
+    assert scenario.faults[0] in result.counterexample.faults
+    kinds = sorted(fault.kind for fault in result.counterexample.faults)
+    assert kinds == ["crash", "duplicate_identity"]
+
+
+def test_budget_file_replays_same(tmp_path: Path) -> None:
+    scenario = load_scenario(write(tmp_path, WITH_BUDGET))
+    result = explore(scenario, examples=30, seed=3)
+
+    out = write_counterexample(result, tmp_path / "found.toml")
+    replayed = run_scenario(load_scenario(out))
+
+    assert result.verdict is not None
+    assert replayed.digest == result.verdict.digest
+    assert "[faults_random]" not in out.read_text()

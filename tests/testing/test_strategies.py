@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -9,11 +11,11 @@ from hypothesis import strategies as st
 from simsi.core.errors import ConfigError
 from simsi.core.placement import Placement, expand_hosts
 from simsi.sim import schedules
+from simsi.sim.budget import ChoiceSpace, FaultBudget, NumberSpace
 from simsi.sim.faults import Fault, check_schedule
 from simsi.sim.scenario import ClusterSpec, Expectations, Scenario, WorkloadSpec, validate_scenario
 from simsi.sim.world import run_scenario
 from simsi.testing.strategies import (
-    ScheduleBudget,
     cluster_shapes,
     fault_schedules,
     scenarios,
@@ -22,11 +24,11 @@ from simsi.testing.strategies import (
 )
 
 HOSTS = ("host-0", "host-1", "host-2")
-LIFECYCLE = ScheduleBudget(
+LIFECYCLE = FaultBudget(
     kinds=("crash", "restart", "stop", "duplicate_identity"),
+    window_s=(0.0, 30.0),
+    max_count=6,
     hosts=("host-1", "host-2"),
-    max_faults=6,
-    window=(0.0, 30.0),
 )
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -35,39 +37,69 @@ FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 @given(fault_schedules(LIFECYCLE, HOSTS))
 def test_schedules_pass_check(schedule: tuple[Fault, ...]) -> None:
     assert check_schedule(schedule, HOSTS) == []
-    assert len(schedule) <= LIFECYCLE.max_faults
+    assert len(schedule) <= 6
     assert [fault.at for fault in schedule] == sorted(fault.at for fault in schedule)
     for fault in schedule:
         assert fault.kind in LIFECYCLE.kinds
-        assert fault.host in LIFECYCLE.hosts
+        assert fault.host in ("host-1", "host-2")
         assert 0.0 <= fault.at <= 30.0
 
 
 @FAST
 @given(
     fault_schedules(
-        ScheduleBudget(
-            kinds=("clock_offset", "store_outage"),
+        FaultBudget(
+            kinds=("clock_offset", "store_outage", "crash"),
+            window_s=(5.0, 6.0),
+            max_count=3,
             hosts=("host-0",),
-            max_faults=3,
-            window=(5.0, 6.0),
-            params={"clock_offset": {"offset_s": (-0.25, 0.25)}},
-        )
+            params={
+                "clock_offset": {"offset_s": NumberSpace(-0.25, 0.25)},
+                "crash": {"incarnation": ChoiceSpace(("oldest",))},
+            },
+        ),
+        HOSTS,
     )
 )
-def test_param_ranges_respected(schedule: tuple[Fault, ...]) -> None:
+def test_param_spaces_respected(schedule: tuple[Fault, ...]) -> None:
     for fault in schedule:
         assert 5.0 <= fault.at <= 6.0
         if fault.kind == "clock_offset":
             assert -0.25 <= fault.params["offset_s"] <= 0.25
+        elif fault.kind == "store_outage":
+            assert "duration_s" in fault.params
         else:
-            assert 0.1 <= fault.params["duration_s"] <= 10.0
+            assert fault.params["incarnation"] == "oldest"
+            assert 1.0 <= fault.params["restart_after_s"] <= 10.0
 
 
 @FAST
-@given(fault_schedules(ScheduleBudget(("crash",), ("host-0",), 3, (0.0, 1.0), min_faults=1)))
-def test_min_faults_respected(schedule: tuple[Fault, ...]) -> None:
-    assert len(schedule) >= 1
+@given(
+    fault_schedules(
+        FaultBudget(kinds=("clock_step",), window_s=(0.0, 10.0), count=3, min_gap_s=2.0),
+        HOSTS,
+    )
+)
+def test_gap_and_count_respected(schedule: tuple[Fault, ...]) -> None:
+    times = [fault.at for fault in schedule]
+
+    assert 1 <= len(schedule) <= 3
+    for earlier, later in itertools.pairwise(times):
+        assert later - earlier >= 2.0 - 1e-9
+
+
+@FAST
+@given(
+    fault_schedules(
+        FaultBudget(kinds=("restart",), window_s=(0.0, 5.0), max_count=2, hosts=("host-1",)),
+        HOSTS,
+        fixed=(Fault(1.0, "crash", "host-1"),),
+    )
+)
+def test_drawn_fit_fixed_faults(schedule: tuple[Fault, ...]) -> None:
+    assert check_schedule((Fault(1.0, "crash", "host-1"), *schedule), HOSTS) == []
+    assert all(fault.at >= 1.0 for fault in schedule)
+    assert len(schedule) <= 1
 
 
 def test_valid_schedule_drops_impossible() -> None:
@@ -82,38 +114,34 @@ def test_valid_schedule_drops_impossible() -> None:
     assert kept == (Fault(1.0, "crash", "host-1"), Fault(3.0, "restart", "host-1"))
 
 
+def test_valid_schedule_keeps_gap() -> None:
+    faults = [Fault(1.0, "clock_step", "host-0", {"step_s": 1.0}) for _ in range(2)]
+    faults.append(Fault(4.0, "clock_step", "host-0", {"step_s": 1.0}))
+
+    kept = valid_schedule(faults, HOSTS, min_gap_s=2.0)
+
+    assert [fault.at for fault in kept] == [1.0, 4.0]
+
+
 @pytest.mark.parametrize(
-    ("changes", "message"),
+    ("budget", "message"),
     [
-        ({"kinds": ("meteor",)}, "invalid budget kinds"),
-        ({"kinds": ()}, "invalid budget kinds"),
-        ({"hosts": ()}, "hosts is empty"),
-        ({"min_faults": 5, "max_faults": 2}, "invalid budget counts"),
-        ({"window": (10.0, 5.0)}, "invalid budget window"),
+        (FaultBudget(("meteor",), (0.0, 1.0), max_count=1), "invalid budget kinds"),
+        (FaultBudget((), (0.0, 1.0), max_count=1), "invalid budget kinds"),
+        (FaultBudget(("crash",), (0.0, 1.0), max_count=1, hosts=()), "no hosts to target"),
+        (FaultBudget(("crash",), (5.0, 1.0), max_count=1), "invalid budget window"),
     ],
 )
-def test_budget_rejects_invalid(changes: dict[str, object], message: str) -> None:
-    values: dict[str, object] = {
-        "kinds": ("crash",),
-        "hosts": ("host-0",),
-        "max_faults": 2,
-        "window": (0.0, 1.0),
-    }
-    values.update(changes)
-
+def test_budget_rejects_invalid(budget: FaultBudget, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        ScheduleBudget(**values)  # type: ignore[arg-type]
+        schedules.check_budget(budget, HOSTS)
 
 
-def test_budget_needs_range_for_required(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delitem(schedules.DEFAULT_PARAM_RANGES, "clock_step")
+def test_budget_needs_space_for_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(FaultBudget, "spaces", lambda self, kind: {})
 
     with pytest.raises(ConfigError, match="parameter 'step_s' of fault kind 'clock_step'"):
-        ScheduleBudget(("clock_step",), ("host-0",), 1, (0.0, 1.0))
-    budget = ScheduleBudget(
-        ("clock_step",), ("host-0",), 1, (0.0, 1.0), params={"clock_step": {"step_s": (0, 1)}}
-    )
-    assert budget.param_range("clock_step", "step_s") == (0, 1)
+        schedules.check_budget(FaultBudget(("clock_step",), (0.0, 1.0), max_count=1), HOSTS)
 
 
 @FAST
@@ -139,7 +167,7 @@ def test_workloads_within_bounds(workload: WorkloadSpec) -> None:
 
 
 @settings(max_examples=8, deadline=None)
-@given(scenarios(kinds=("crash", "restart", "clock_offset"), max_faults=3, duration_s=5, drain_s=5))
+@given(scenarios(kinds=("crash", "stop", "clock_step"), max_faults=3, duration_s=5, drain_s=5))
 def test_scenarios_run(scenario: Scenario) -> None:
     result = run_scenario(scenario)
 
