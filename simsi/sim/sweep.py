@@ -37,6 +37,7 @@ VIOLATION_KINDS: tuple[tuple[str, str], ...] = (
     ("single_instance", "single instance"),
     ("routing", "routing"),
     ("lost_alarms", "lost alarms"),
+    ("phantom_alarms", "phantom alarms"),
     ("early_fires", "early fires"),
     ("duplicates", "duplicate fires"),
     ("unmet_expectations", "unmet expectations"),
@@ -54,8 +55,9 @@ class SeedOutcome:
         met: whether the run met every expectation of the scenario (``False`` on an error).
         digest: the trace digest, empty on an error.
         violations: counts per key of :data:`VIOLATION_KINDS`: instances live on two
-            incarnations, misrouted requests, lost alarms, early fires, duplicate
-            handler runs, unmet expectations, and 1 for a run that raised.
+            incarnations, misrouted requests, lost alarms, phantom fires, early
+            fires, duplicate handler runs, unmet expectations, and 1 for a run
+            that raised.
         unmet: one line per unmet expectation, like ``"alarms_lost = 0: got 2"``.
         first_overlap: the single-instance counterexample, if any.
         error: the traceback of a run that raised, else ``None``.
@@ -100,6 +102,7 @@ def run_seed(scenario: Scenario, seed: int) -> SeedOutcome:
         "single_instance": checks.single_instance.instances_violated,
         "routing": checks.routing.misrouted,
         "lost_alarms": len(checks.alarms.lost),
+        "phantom_alarms": checks.alarms.phantoms,
         "early_fires": checks.alarms.early_fires,
         "duplicates": checks.alarms.duplicates,
         "unmet_expectations": len(unmet),

@@ -115,6 +115,7 @@ def test_summary_counts_violations() -> None:
         "single_instance",
         "routing",
         "lost_alarms",
+        "phantom_alarms",
         "early_fires",
         "duplicates",
         "unmet_expectations",
