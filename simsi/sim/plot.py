@@ -113,35 +113,62 @@ def _early_fires(events: list[TraceEvent]) -> set[int]:
     return early
 
 
+@dataclass
+class _MachineClocks:
+    """The clocks one host's processes ran on, each from the true time it took over."""
+
+    clocks: list[tuple[float, HostClock]]
+    changes: list[float]
+
+    def at(self, t: float) -> HostClock:
+        current = self.clocks[0][1]
+        for start, clock in self.clocks:
+            if start <= t:
+                current = clock
+        return current
+
+
 def clock_offsets(
     events: list[TraceEvent], hosts: list[str], end_s: float
 ) -> dict[str, list[tuple[float, float]]]:
     """Return each clock's offset from true time in milliseconds, as ``(true s, ms)`` points.
 
-    Host machine clocks follow the ``clock_*`` faults of the trace. A duplicate
-    identity runs on its own machine, whose clock is keyed by the incarnation
-    label and starts at the incarnation's start.
+    A host's line follows the ``clock_*`` faults of the trace, and a restart with
+    ``offset_s`` or ``drift_ppm`` moves it to a new machine clock, as the world
+    does. A duplicate identity runs on its own machine, whose line is keyed by the
+    incarnation label and starts at the incarnation's start.
+
+    NOTE: clocks are rebuilt from fault events. A fault kind that changes clocks
+    some other way (a fleet started on other machines) is not drawn.
     """
-    clocks = {host: HostClock() for host in hosts}
-    changes: dict[str, list[float]] = {host: [0.0] for host in hosts}
+    machines = {host: _MachineClocks([(0.0, HostClock())], [0.0]) for host in hosts}
     extra: dict[str, tuple[HostClock, float]] = {}
     pending_duplicate: dict[str, dict[str, float]] = {}
     for event in events:
-        if event.kind == "fault" and event["fault"] in CLOCK_KINDS and event["host"] in clocks:
-            clock, params = clocks[event["host"]], event["params"]
-            if event["fault"] == "clock_offset":
-                clock.set_offset(params["offset_s"], at=event.t)
-            elif event["fault"] == "clock_drift":
-                clock.set_drift_ppm(params["drift_ppm"], at=event.t)
-            else:
-                clock.step(params["step_s"], at=event.t)
-            changes[event["host"]] += [event.t - 1e-9, event.t]
-        elif event.kind == "fault" and event["fault"] == "duplicate_identity":
-            pending_duplicate[event["host"]] = event["params"]
+        if event.kind == "fault":
+            fault, host, params = event["fault"], event["host"], event["params"]
+            machine = machines.get(host)
+            if fault in CLOCK_KINDS and machine is not None:
+                clock = machine.at(event.t)
+                if fault == "clock_offset":
+                    clock.set_offset(params["offset_s"], at=event.t)
+                elif fault == "clock_drift":
+                    clock.set_drift_ppm(params["drift_ppm"], at=event.t)
+                else:
+                    clock.step(params["step_s"], at=event.t)
+                machine.changes += [event.t - 1e-9, event.t]
+            elif fault == "restart" and machine is not None and _moves_machine(params):
+                moved = HostClock(
+                    offset=params.get("offset_s") or 0.0, drift_ppm=params.get("drift_ppm") or 0.0
+                )
+                machine.clocks.append((event.t, moved))
+                machine.changes += [event.t - 1e-9, event.t]
+            elif fault == "duplicate_identity":
+                pending_duplicate[host] = params
         elif event.kind == "host_start" and event["host"] in pending_duplicate:
             params = pending_duplicate.pop(event["host"])
             clock = HostClock(
-                offset=params.get("offset_s", 0.0), drift_ppm=params.get("drift_ppm", 0.0)
+                offset=params.get("offset_s") or 0.0, drift_ppm=params.get("drift_ppm") or 0.0
             )
             extra[event["inc"]] = (clock, event.t)
 
@@ -149,12 +176,16 @@ def clock_offsets(
         return (clock.read(t) - clock.epoch - t) * 1000
 
     lines = {
-        host: [(t, offset_ms(clocks[host], t)) for t in sorted({*changes[host], end_s})]
-        for host in hosts
+        host: [(t, offset_ms(machine.at(t), t)) for t in sorted({*machine.changes, end_s})]
+        for host, machine in machines.items()
     }
     for label, (clock, start) in extra.items():
         lines[label] = [(t, offset_ms(clock, t)) for t in (start, end_s)]
     return lines
+
+
+def _moves_machine(params: dict[str, float | None]) -> bool:
+    return params.get("offset_s") is not None or params.get("drift_ppm") is not None
 
 
 def _title(result: SimResult) -> str:

@@ -156,3 +156,19 @@ def test_rerun_same_figure_artists() -> None:
     second = gids(timeline_figure(run_scenario(scenario)), "")
 
     assert first == second
+
+
+def test_restart_moves_to_new_clock() -> None:
+    result = small(
+        Fault(2.0, "crash", "host-1"),
+        Fault(4.0, "restart", "host-1", {"offset_s": 3.0}),
+    )
+
+    points = dict(
+        clock_offsets(result.trace.events, ["host-0", "host-1", "host-2"], 18.0)["host-1"]
+    )
+
+    assert points[0.0] == pytest.approx(0.0)
+    assert points[4.0 - 1e-9] == pytest.approx(0.0, abs=1e-3)
+    assert points[4.0] == pytest.approx(3000.0)
+    assert points[18.0] == pytest.approx(3000.0)
