@@ -270,18 +270,38 @@ async def _run_bounded(calls: Sequence[Callable[[], Awaitable[Any]]], limit: int
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``reshard`` flags."""
-    parser.add_argument("--store", required=True, help="alarm store URL, like sqlite:///alarms.db")
-    parser.add_argument(
-        "--from-shards", type=int, required=True, help="shard count the alarms were stored with"
+    parser.epilog = (
+        "Stop every host that uses the store first, and start them with --shards M "
+        "afterwards. After a failure, run the same command again: it resumes from the "
+        "state file."
     )
     parser.add_argument(
-        "--to-shards", type=int, required=True, help="shard count the hosts will run with"
+        "--store", required=True, metavar="URL", help="alarm store URL, like sqlite:///alarms.db"
     )
     parser.add_argument(
-        "--batch", type=int, default=1000, help="alarms read per page and checkpoint (default 1000)"
+        "--from-shards",
+        type=int,
+        required=True,
+        metavar="N",
+        help="shard count the alarms were stored with",
+    )
+    parser.add_argument(
+        "--to-shards",
+        type=int,
+        required=True,
+        metavar="M",
+        help="shard count the hosts will run with",
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=1000,
+        metavar="ALARMS",
+        help="alarms read per page and per checkpoint (default 1000)",
     )
     parser.add_argument(
         "--state",
+        metavar="FILE",
         help="checkpoint file (default: next to a SQLite file, else "
         "simsi-reshard-N-to-M.json in the current directory)",
     )
