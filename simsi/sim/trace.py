@@ -128,11 +128,11 @@ class TraceEvent:
 class Trace:
     """An append-only list of :class:`TraceEvent` in true-time order.
 
-    :meth:`record` appends plain tuples, and :attr:`events` turns the tuples
-    recorded since its last call into :class:`TraceEvent` objects. CPython's
-    cyclic garbage collector stops tracking a tuple that holds only strings
-    and numbers, so a long run's trace does not slow every full
-    collection down, as a list of objects or dicts would.
+    :meth:`record` appends the time, kind and field dict of an event to a flat
+    list, and :attr:`events` turns the entries recorded since its last call into
+    :class:`TraceEvent` objects. CPython's cyclic garbage collector does not
+    track a dict of strings and numbers, so a long run's trace does not slow
+    every collection down, as a list of TraceEvent objects would.
 
     Args:
         now: returns the current true time in seconds (``env.now``).
@@ -141,9 +141,8 @@ class Trace:
     def __init__(self, now: Callable[[], float] | None = None) -> None:
         self._now = now or _zero_time
         self._events: list[TraceEvent] = []
-        # Recorded after self._events, each as one flat tuple (t_us, kind, n,
-        # n field names, n field values); see record().
-        self._pending: list[tuple[Any, ...]] = []
+        # Events recorded after self._events, three entries each: t_us, kind, fields.
+        self._pending: list[Any] = []
 
     def __getstate__(self) -> dict[str, Any]:
         # The clock function is a closure over the SimPy environment, which does not
@@ -163,8 +162,10 @@ class Trace:
         for name, value in fields.items():
             if value.__class__ not in plain:
                 fields[name] = _canonical(value)
-        # One flat tuple: a nested tuple or a dict would stay tracked.
-        self._pending.append((t_us, kind, len(fields), *fields, *fields.values()))
+        pending = self._pending
+        pending.append(t_us)
+        pending.append(kind)
+        pending.append(fields)
 
     @property
     def events(self) -> list[TraceEvent]:
@@ -173,16 +174,16 @@ class Trace:
         if pending:
             events = self._events
             seq = len(events)
-            for row in pending:
-                count = row[2]
-                fields = dict(zip(row[3 : 3 + count], row[3 + count :], strict=True))
-                events.append(TraceEvent(row[0], seq, row[1], fields))
+            for index in range(0, len(pending), 3):
+                events.append(
+                    TraceEvent(pending[index], seq, pending[index + 1], pending[index + 2])
+                )
                 seq += 1
             pending.clear()
         return self._events
 
     def __len__(self) -> int:
-        return len(self._events) + len(self._pending)
+        return len(self._events) + len(self._pending) // 3
 
     def __iter__(self) -> Iterator[TraceEvent]:
         return iter(self.events)
