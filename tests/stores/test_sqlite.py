@@ -121,7 +121,7 @@ async def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
 
 async def test_calls_run_on_worker_thread(tmp_path: Path) -> None:
     store = SQLiteAlarmStore(tmp_path / "alarms.db")
-    name = await store._run(lambda: threading.current_thread().name)
+    name = await store._run(lambda conn: threading.current_thread().name)
     assert name.startswith("simsi-sqlite")
     assert name != threading.current_thread().name
     await store.close()
