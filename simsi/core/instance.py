@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+def _timed_out(handler: str, timeout: float | None) -> TimeoutError:
+    return TimeoutError(f"{handler} did not finish within {timeout} s")
+
+
 class InstanceState(enum.Enum):
     """Lifecycle of a live instance."""
 
@@ -94,17 +98,36 @@ class LiveInstance:
         Raises:
             HandlerError: the handler (or ``on_activate``) raised or timed out.
         """
+        # The handler call is written out here, not awaited through _call, to save a
+        # coroutine per handler call. Activation and the turn lock raise no
+        # exception that the clauses below would wrap: activation errors are already
+        # HandlerError, and cancellation is not an Exception.
         try:
             if self._reentrant:
                 if self._activation_error is not None or not self._activated.is_set():
                     await self._activate_shared()
-                return await self._call(handler, call, timeout)
+                if timeout is None:
+                    return await call()
+                return await self.manager.runtime.wait_for(call(), timeout)
             async with self._turn:
                 if self._activation_error is not None or not self._activation_started:
                     await self._activate_in_turn()
-                return await self._call(handler, call, timeout)
+                if timeout is None:
+                    return await call()
+                return await self.manager.runtime.wait_for(call(), timeout)
+        except HandlerError:
+            raise
+        except TimeoutError as exc:
+            raise self._handler_error(handler, _timed_out(handler, timeout)) from exc
+        except Exception as exc:
+            raise self._handler_error(handler, exc) from exc
         finally:
             self.release()
+
+    def _handler_error(self, handler: str, error: BaseException) -> HandlerError:
+        """Report a failed handler to the observer and return the error to raise."""
+        self.manager.observer.handler_failed(self.instance_id, handler, error)
+        return HandlerError(self.instance_id, handler, error)
 
     async def _call(
         self, handler: str, call: Callable[[], Awaitable[T]], timeout: float | None
@@ -117,12 +140,9 @@ class LiveInstance:
         except HandlerError:
             raise
         except TimeoutError as exc:
-            error = TimeoutError(f"{handler} did not finish within {timeout} s")
-            self.manager.observer.handler_failed(self.instance_id, handler, error)
-            raise HandlerError(self.instance_id, handler, error) from exc
+            raise self._handler_error(handler, _timed_out(handler, timeout)) from exc
         except Exception as exc:
-            self.manager.observer.handler_failed(self.instance_id, handler, exc)
-            raise HandlerError(self.instance_id, handler, exc) from exc
+            raise self._handler_error(handler, exc) from exc
 
     async def _activate_in_turn(self) -> None:
         """Run ``on_activate`` as the first turn; the caller holds the turn lock."""

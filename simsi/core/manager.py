@@ -220,25 +220,36 @@ class InterfaceManager:
             raise NotOwnerError(instance_id, shard, owner, self._host_id)
         return internal, shard
 
+    def _admit_now(self, instance_id: str) -> LiveInstance:
+        """Return the live instance for ``instance_id``, creating it if none is live.
+
+        An active instance is returned with one unit of work admitted; one that is
+        shutting down is returned as it is, for the caller to wait on. Check and
+        insert happen without an ``await`` in between, so concurrent first calls
+        create exactly one instance.
+        """
+        self._check_running()
+        internal, shard = self._check_owner(instance_id)
+        live = self._instances.get(internal)
+        if live is None:
+            obj = self._factory(instance_id)
+            live = LiveInstance(self, instance_id, internal, shard, obj)
+            self._instances[internal] = live
+            self._observer.activated(instance_id, internal, shard)
+        if live.state is InstanceState.ACTIVE:
+            live.admit()
+        return live
+
     async def _admit(self, instance_id: str) -> LiveInstance:
         """Return the live instance for ``instance_id`` with one unit of work admitted.
 
-        Creates the instance if none is live. Check and insert happen without an
-        ``await`` in between, so concurrent first calls create exactly one instance.
+        Waits while an earlier instance of the id shuts down, then creates a new one.
         """
-        while True:
-            self._check_running()
-            internal, shard = self._check_owner(instance_id)
-            live = self._instances.get(internal)
-            if live is None:
-                obj = self._factory(instance_id)
-                live = LiveInstance(self, instance_id, internal, shard, obj)
-                self._instances[internal] = live
-                self._observer.activated(instance_id, internal, shard)
-            if live.state is InstanceState.ACTIVE:
-                live.admit()
-                return live
+        live = self._admit_now(instance_id)
+        while live.state is not InstanceState.ACTIVE:
             await live.stopped.wait()
+            live = self._admit_now(instance_id)
+        return live
 
     async def _run(self, live: LiveInstance, handler: str, call: Any) -> Any:
         try:
@@ -258,14 +269,29 @@ class InterfaceManager:
             HandlerError: the handler raised or timed out; the original is ``__cause__``.
             ManagerClosedError: the manager is closing.
         """
-        live = await self._admit(instance_id)
+        live = self._admit_now(instance_id)
+        if live.state is not InstanceState.ACTIVE:
+            live = await self._admit(instance_id)
         started = self._runtime.now()
         ctx = InstanceContext(live)
         error: BaseException | None = None
         try:
-            return await self._run(live, "on_request", lambda: live.obj.on_request(ctx, payload))
+            # The body of _run, inlined because every request passes here.
+            return await live.run(
+                "on_request", lambda: live.obj.on_request(ctx, payload), self._request_timeout
+            )
         except BaseException as exc:
             error = exc
+            if (
+                isinstance(exc, HandlerError)
+                and live.activation_failed
+                and live.state is InstanceState.ACTIVE
+            ):
+                try:
+                    await self._shutdown(live)
+                except BaseException as failure:
+                    error = failure
+                    raise
             raise
         finally:
             self._observer.request_finished(instance_id, self._runtime.now() - started, error)

@@ -32,7 +32,9 @@ class Gate:
             self._changed.clear()
             await self._changed.wait()
         self._free -= 1
-        self._peak = max(self._peak, self.in_use)
+        in_use = self._limit - self._free
+        if in_use > self._peak:
+            self._peak = in_use
 
     def release(self) -> None:
         """Give a place back."""
