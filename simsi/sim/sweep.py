@@ -11,6 +11,10 @@ stay cheap to pickle::
 Workers are started with the ``spawn`` method, so a sweep behaves the same on
 Linux, macOS and Windows and never forks a process that has threads running. A run
 that raises is recorded as a failing seed with the error, and the sweep goes on.
+
+NOTE: spawned workers import the caller's ``__main__`` module. Call :func:`sweep`
+with ``workers > 1`` from a file run as a script (behind ``if __name__ ==
+"__main__":``), a notebook or a test, not from code piped to ``python -``.
 """
 
 from __future__ import annotations
