@@ -220,7 +220,8 @@ class World(LifecycleOps, FleetOps):
         while env.peek() <= end:
             env.step()
             events += 1
-        env.run(until=end)
+        if env.now < end:
+            env.run(until=end)
         self.events_processed = events
         self._record_store_stats()
         wall = time.perf_counter() - started

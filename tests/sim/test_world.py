@@ -353,3 +353,11 @@ def test_restart_of_running_host_skipped() -> None:
 def _restart_at_5s(world: World):  # type: ignore[no-untyped-def]
     yield world.env.timeout(5.0)
     world.start_host("host-0")
+
+
+def test_fault_at_end_time_runs() -> None:
+    scenario = small(faults=(Fault(at=35.0, kind="crash", host="host-0"),))
+    result = run_scenario(scenario)
+    assert result.stats.sim_s == 35.0
+    faults = events_of(result, "fault")
+    assert [(event["fault"], event["host"]) for event in faults] == [("crash", "host-0")]
