@@ -212,3 +212,19 @@ def test_random_mix_draws_six_faults() -> None:
     times = [e.t_us for e in faults]
     assert all(5 * S <= t <= 60 * S for t in times)
     assert all(later - earlier >= 3 * S - 1 for earlier, later in itertools.pairwise(times))
+
+
+def test_scale_out_with_hosts_stopped_moves_shards_safely() -> None:
+    result = result_of("scale-out-stopped")
+    starts = [event for event in result.trace if event.kind == "host_start"]
+    assert [event["inc"] for event in starts] == [
+        "host-0#0", "host-1#0", "host-2#0", "host-3#0", "host-0#1", "host-1#1", "host-2#1",
+    ]  # fmt: skip
+    served_by_new_host = [
+        event
+        for event in result.trace
+        if event.kind == "request_served" and event["inc"] == "host-3#0" and event["outcome"] == "ok"
+    ]
+    assert served_by_new_host
+    assert result.checks.alarms.lost == ()
+    assert result.checks.single_instance.holds
