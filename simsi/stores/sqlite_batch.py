@@ -241,8 +241,7 @@ class SQLiteWorker:
         try:
             conn = self._connection()
         except Exception as exc:
-            error = self._wrap(exc)
-            return [_Outcome(job, error=error) for job in batch]
+            return [_Outcome(job, error=self._wrap(exc)) for job in batch]
         settled: list[_Outcome] = []
         # A cancelled caller no longer waits, so its write is skipped, as an executor
         # skips a cancelled job that has not started.
@@ -268,8 +267,7 @@ class SQLiteWorker:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except Exception as exc:
-            error = self._wrap(exc)
-            settled.extend(_Outcome(job, error=error) for job in jobs)
+            settled.extend(_Outcome(job, error=self._wrap(exc)) for job in jobs)
             return []
         try:
             for index, job in enumerate(jobs):
@@ -290,9 +288,9 @@ class SQLiteWorker:
             # BEGIN, SAVEPOINT bookkeeping or COMMIT failed: nothing of this
             # transaction is durable, so every job not settled yet gets the error.
             self._rollback(conn)
-            error = self._wrap(exc)
             failed = {id(outcome.job) for outcome in settled}
-            settled.extend(_Outcome(job, error=error) for job in jobs if id(job) not in failed)
+            unsettled = [job for job in jobs if id(job) not in failed]
+            settled.extend(_Outcome(job, error=self._wrap(exc)) for job in unsettled)
             return []
         settled.extend(done)
         self.stats.commits += 1
@@ -311,6 +309,8 @@ class SQLiteWorker:
                 logger.warning("SQLite ROLLBACK after a failed group commit failed: %s", exc)
 
     def _wrap(self, exc: Exception) -> BaseException:
+        # Each caller gets its own translated error, so tracebacks of callers that
+        # raise at once do not mix. Errors other than DatabaseError pass unchanged.
         if isinstance(exc, sqlite3.DatabaseError):
             translated = self._translate(exc)
             translated.__cause__ = exc
