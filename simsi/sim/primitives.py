@@ -269,14 +269,29 @@ class SimLock:
 _CANCEL = object()
 
 
+class _DeadlineSignal:
+    """The failed event a :class:`Deadline` resumes its process with, in place of a SimPy event.
+
+    SimPy throws a copy of ``_value`` into the process, so the trampoline throws
+    ``CancelledError`` into the coroutine, as for any failed event.
+    """
+
+    __slots__ = ("_defused",)
+
+    _ok = False
+    _value = CancelledError()
+
+
+_DEADLINE_SIGNAL = _DeadlineSignal()
+
+
 class Deadline:
     """The timeout of one ``SimRuntime.wait_for``, which awaits its awaitable in the calling task.
 
-    When the timer expires while the deadline is armed, :meth:`expire` interrupts
-    the calling task's process with the deadline as cause. The trampoline then
-    throws ``CancelledError`` in at the current ``await`` and marks the deadline
-    expired, so ``wait_for`` can turn that error into ``TimeoutError``. An
-    interrupt that arrives after ``wait_for`` disarmed the deadline is ignored.
+    When the timer fires while the deadline is armed, :meth:`expire` marks it
+    expired, detaches the process from the event it waits for and resumes it at
+    once with ``CancelledError``, as ``Process.interrupt`` does one step later.
+    ``wait_for`` then turns that error into ``TimeoutError``.
     """
 
     __slots__ = ("armed", "expired", "process")
@@ -287,14 +302,14 @@ class Deadline:
         self.expired = False
 
     def expire(self, _event: Event) -> None:
-        """Interrupt the waiting process; the timer calls this when it fires."""
-        if self.armed and self.process._value is PENDING:
-            self.process.interrupt(self)
-
-
-def _returning(event: Event) -> Callable[[Any], Event]:
-    """Return a trampoline step that yields ``event`` again instead of resuming the coroutine."""
-    return lambda _arg: event
+        """Throw ``CancelledError`` into the waiting process; the timer calls this when it fires."""
+        process = self.process
+        if not self.armed or process._value is not PENDING:
+            return
+        self.armed = False
+        self.expired = True
+        process._target.callbacks.remove(process._resume)
+        process._resume(_DEADLINE_SIGNAL)  # type: ignore[arg-type]
 
 
 def _foreign(task: SimTask[Any], obj: object) -> RuntimeMisuseError:
@@ -357,19 +372,9 @@ def _drive(task: SimTask[Any], coro: Coroutine[Any, Any, Any]) -> Generator[Even
             raise  # SimRuntime._drop closes the trampoline after the coroutine.
         except Interrupt as interrupt:
             step = coro.throw
-            cause = interrupt.cause
-            if cause is _CANCEL:
+            if interrupt.cause is _CANCEL:
                 task._cancel_requested = False
                 arg = CancelledError()
-            elif cause.__class__ is Deadline:
-                if cause.armed:
-                    cause.armed = False
-                    cause.expired = True
-                    arg = CancelledError()
-                else:
-                    # Its wait_for returned before the interrupt arrived: wait on.
-                    runtime.hops -= 1
-                    step = _returning(event)
             else:
                 arg = interrupt
         except BaseException as exc:

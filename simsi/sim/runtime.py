@@ -207,7 +207,8 @@ class SimRuntime:
             or process is None
             or getattr(process._generator, "gi_code", None) is not _DRIVE_CODE
         ):
-            # Not called from a trampoline, which alone understands a Deadline.
+            # Not called from a trampoline, the only driver known to pass the
+            # deadline's CancelledError on to the awaiting coroutine.
             return await self._wait_for_task(self._as_task(aw), timeout, delay)
         deadline = Deadline(process)
         expire = deadline.expire
