@@ -20,8 +20,7 @@ from simsi.core.alarms import (
     Alarm,
     AlarmStore,
     DoneReason,
-    decode_meta,
-    encode_meta,
+    canonical_meta,
     to_micros,
 )
 from simsi.core.errors import (
@@ -427,7 +426,7 @@ class AlarmEngine:
             raise ConfigError(
                 f"alarm time must be finite epoch seconds like ctx.now() + 5, got {at!r}"
             )
-        canonical = decode_meta(encode_meta(meta))
+        canonical = canonical_meta(meta)
         alarm = Alarm(
             instance_id=live.instance_id,
             internal_id=live.internal_id,
