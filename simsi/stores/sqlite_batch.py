@@ -2,10 +2,10 @@
 
 With ``synchronous=FULL`` every commit waits for an fsync, so one commit per
 write caps a store at one write per fsync: a few hundred to a few thousand
-writes per second on common disks. The worker instead runs every write that is already queued when it
-becomes free in one transaction (a group commit) and acknowledges each write
-only after that transaction committed, so durability is the same as with one
-commit per write.
+writes per second on common disks. The worker instead runs every write that is
+already queued when it becomes free in one transaction (a group commit) and
+acknowledges each write only after that transaction committed, so durability
+is the same as with one commit per write.
 
 Each write runs inside its own ``SAVEPOINT``, so a write that fails is rolled
 back alone: its caller gets the error, and the other writes of the batch commit.
