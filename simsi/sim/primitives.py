@@ -4,6 +4,10 @@
 :class:`~simsi.sim.runtime.SimRuntime` hands to core coroutines; ``wait_event``
 lets simulated components hand their own SimPy events to those coroutines.
 They are importable from :mod:`simsi.sim.runtime` as well.
+
+The module also holds the trampoline that drives a task's coroutine as a SimPy
+process, and the :class:`Deadline` with which ``SimRuntime.wait_for`` times out
+an awaitable that runs in the calling task.
 """
 
 from __future__ import annotations

@@ -159,9 +159,29 @@ class Trace:
         t_us = round(self._now() * MICROS)
         plain = _PLAIN_TYPES
         # ``fields`` is a fresh dict, so its values can be replaced in place.
-        for name, value in fields.items():
-            if value.__class__ not in plain:
-                fields[name] = _canonical(value)
+        if not plain.issuperset(map(type, fields.values())):
+            for name, value in fields.items():
+                if value.__class__ not in plain:
+                    fields[name] = _canonical(value)
+        pending = self._pending
+        pending.append(t_us)
+        pending.append(kind)
+        pending.append(fields)
+
+    def record_fields(self, kind: str, fields: dict[str, Any]) -> None:
+        """Append an event of ``kind`` with ``fields`` at the current true time.
+
+        Field names must be strings. The trace keeps ``fields`` and may change its
+        values to their canonical form, so pass a dict that the caller does not use
+        afterwards. This saves the copy that passing the dict as ``**fields`` to
+        :meth:`record` makes.
+        """
+        t_us = round(self._now() * MICROS)
+        plain = _PLAIN_TYPES
+        if not plain.issuperset(map(type, fields.values())):
+            for name, value in fields.items():
+                if value.__class__ not in plain:
+                    fields[name] = _canonical(value)
         pending = self._pending
         pending.append(t_us)
         pending.append(kind)
