@@ -31,6 +31,8 @@ class DoneReason(enum.Enum):
     SUCCEEDED = "succeeded"
     CANCELLED = "cancelled"
     ATTEMPTS_EXHAUSTED = "attempts_exhausted"
+    #: The alarm was copied to another shard by a reshard; it was not delivered here.
+    MOVED = "moved"
 
 
 def to_micros(seconds: float) -> int:

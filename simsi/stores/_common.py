@@ -157,7 +157,7 @@ def check_done_args(shard: object, internal_id: object, alarm_id: object, reason
     if not isinstance(reason, DoneReason):
         raise ValueError(
             f"reason must be a simsi.core.alarms.DoneReason, got {reason!r}; "
-            "use DoneReason.SUCCEEDED, CANCELLED or ATTEMPTS_EXHAUSTED"
+            "use DoneReason.SUCCEEDED, CANCELLED, ATTEMPTS_EXHAUSTED or MOVED"
         )
 
 

@@ -16,9 +16,8 @@ between a copy and its removal leaves both copies, and the next run repeats the
 page: the copy is written again unchanged and the old one is removed. A run that
 starts from a finished state file scans every shard again, which moves nothing.
 
-The old copy is removed with :data:`MOVED_REASON`, ``DoneReason.CANCELLED``: the
-alarm was withdrawn from that shard without being delivered, which ``SUCCEEDED``
-would claim, and it did not fail, which ``ATTEMPTS_EXHAUSTED`` would claim.
+The old copy is removed with :data:`MOVED_REASON`, ``DoneReason.MOVED``: the
+alarm left that shard without being delivered, cancelled or failing.
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ from simsi.stores.reshard_state import ReshardState, ShardCounts, read_state, wr
 logger = logging.getLogger("simsi.stores.reshard")
 
 #: The reason given to ``mark_alarm_done`` for the old copy of a moved alarm.
-MOVED_REASON = DoneReason.CANCELLED
+MOVED_REASON = DoneReason.MOVED
 
 #: Default maximum number of store calls of one page that run at once.
 CONCURRENT_CALLS = 32

@@ -305,7 +305,7 @@ async def test_conflicts_counted_then_moved() -> None:
 
 
 def test_moved_reason_is_cancelled() -> None:
-    assert MOVED_REASON is DoneReason.CANCELLED
+    assert MOVED_REASON is DoneReason.MOVED
 
 
 @pytest.mark.parametrize(
