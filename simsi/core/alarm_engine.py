@@ -117,6 +117,7 @@ class AlarmEngine:
         self._instance_queues: dict[str, list[tuple[int, Alarm]]] = {}
         self._ready = runtime.event()
         self._load_finished = runtime.event()
+        self._deferred_pages: set[int] = set()
         self._peak_held = 0
 
     @property
@@ -193,6 +194,9 @@ class AlarmEngine:
             await self._load_finished.wait()
         self._ready.set()
         self._observer.ready(self._manager.host_id, self._schedule.held)
+        deferred, self._deferred_pages = self._deferred_pages, set()
+        for shard in sorted(deferred):
+            self._request_page(shard)
 
     async def _load_worker(self, pending: list[int]) -> None:
         while pending and self._running:
@@ -201,6 +205,11 @@ class AlarmEngine:
 
     def _request_page(self, shard: int) -> None:
         if shard in self._loading or not self._running:
+            return
+        if not self._ready.is_set():
+            # First pages go first: a refill before readiness would take a loading
+            # place from a shard whose first page is still unread.
+            self._deferred_pages.add(shard)
             return
         if self._schedule.needs_page(shard):
             self._spawn(self._load_page(shard), f"alarm-load:{shard}")

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from simsi.core.runtime import Runtime
+from collections import deque
+
+from simsi.core.runtime import Event, Runtime
 
 
 class Gate:
-    """A counting semaphore: at most ``limit`` holders at once, woken in no fixed order."""
+    """A counting semaphore: at most ``limit`` holders at once, granted in request order.
+
+    A release hands its place straight to the longest waiter, so each release wakes
+    one coroutine rather than every waiter.
+    """
 
     def __init__(self, runtime: Runtime, limit: int) -> None:
         if limit < 1:
             raise ValueError(f"a gate needs a limit of at least 1, got {limit}")
+        self._runtime = runtime
         self._free = limit
         self._limit = limit
-        self._changed = runtime.event()
+        self._waiters: deque[Event] = deque()
         self._peak = 0
 
     @property
@@ -26,20 +33,35 @@ class Gate:
         """The most holders that were ever inside at once."""
         return self._peak
 
+    @property
+    def waiting(self) -> int:
+        """How many coroutines wait for a place."""
+        return len(self._waiters)
+
     async def acquire(self) -> None:
         """Wait for a free place and take it."""
-        while self._free == 0:
-            self._changed.clear()
-            await self._changed.wait()
-        self._free -= 1
-        in_use = self._limit - self._free
-        if in_use > self._peak:
-            self._peak = in_use
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            self._peak = max(self._peak, self.in_use)
+            return
+        granted = self._runtime.event()
+        self._waiters.append(granted)
+        try:
+            await granted.wait()
+        except BaseException:
+            if granted.is_set():
+                # The place was handed over as the wait was cancelled: pass it on.
+                self.release()
+            else:
+                self._waiters.remove(granted)
+            raise
 
     def release(self) -> None:
-        """Give a place back."""
+        """Give a place back, handing it to the longest waiter if there is one."""
+        if self._waiters:
+            self._waiters.popleft().set()
+            return
         self._free += 1
-        self._changed.set()
 
     async def __aenter__(self) -> None:
         await self.acquire()
