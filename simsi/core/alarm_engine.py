@@ -10,7 +10,6 @@ out, so delivery is at-least-once.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from simsi.core.errors import (
 )
 from simsi.core.instance import InstanceState
 from simsi.core.interface import AlarmContext
+from simsi.core.runtime import CancelledError
 from simsi.core.schedule import AlarmRef, AlarmSchedule
 from simsi.core.sync import Gate, WorkCounter
 
@@ -164,7 +164,7 @@ class AlarmEngine:
         self._load_finished.set()
         if self._timer is not None:
             self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(CancelledError):
                 await self._timer
         self._load_gate.release()
         self._handler_gate.release()

@@ -7,6 +7,7 @@ Every error simsi raises on purpose derives from :class:`SimsiError`::
     │   └── ScenarioError           a scenario file or value is invalid (names file, key, value)
     ├── NotOwnerError               this host does not own the instance's shard (carries the owner)
     ├── HandlerError                a user handler raised (the original is ``__cause__``)
+    │   └── HandlerTimeoutError     a handler ran past its timeout and was cancelled
     ├── LifecycleError              an object was used in the wrong lifecycle state
     │   ├── ManagerClosedError      the manager is closing or closed
     │   └── InstanceShutdownError   the instance is shutting down and takes no new work
@@ -91,6 +92,26 @@ class HandlerError(SimsiError):
         self.handler = handler
 
 
+class HandlerTimeoutError(HandlerError):
+    """A handler ran longer than its timeout and was cancelled.
+
+    A handler that raises ``TimeoutError`` itself gets a plain :class:`HandlerError`.
+
+    Attributes:
+        timeout: the timeout in seconds.
+    """
+
+    def __init__(self, instance_id: str, handler: str, timeout: float) -> None:
+        SimsiError.__init__(
+            self,
+            f"{handler} of instance {instance_id!r} did not finish within {timeout} s "
+            "and was cancelled",
+        )
+        self.instance_id = instance_id
+        self.handler = handler
+        self.timeout = timeout
+
+
 class LifecycleError(SimsiError):
     """An object was used in a lifecycle state that does not allow the operation."""
 
@@ -108,12 +129,14 @@ class ConnectionRejectedError(SimsiError):
 
     Attributes:
         reason: the rejection reason given by the handler, or a default text.
+        unhandled: ``True`` when ``on_connect`` returned without deciding.
     """
 
-    def __init__(self, instance_id: str, reason: str) -> None:
+    def __init__(self, instance_id: str, reason: str, *, unhandled: bool = False) -> None:
         super().__init__(f"connection to instance {instance_id!r} rejected: {reason}")
         self.instance_id = instance_id
         self.reason = reason
+        self.unhandled = unhandled
 
 
 class ConnectionClosedError(SimsiError):

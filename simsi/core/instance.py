@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from simsi.core.connection import CLOSE_GOING_AWAY, CLOSE_HANDLER_ERROR, Connection
-from simsi.core.errors import HandlerError, InstanceShutdownError
+from simsi.core.errors import HandlerError, HandlerTimeoutError, InstanceShutdownError
 from simsi.core.interface import InstanceContext, StableInterface
+from simsi.core.runtime import CancelledError
 
 if TYPE_CHECKING:
     from simsi.core.manager import InterfaceManager
@@ -17,8 +18,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def _timed_out(handler: str, timeout: float | None) -> TimeoutError:
-    return TimeoutError(f"{handler} did not finish within {timeout} s")
+def _deadline_passed(error: TimeoutError, timeout: float | None) -> bool:
+    """Return whether ``error`` comes from the runtime's deadline, not from the handler."""
+    return timeout is not None and isinstance(error.__cause__, CancelledError)
 
 
 class InstanceState(enum.Enum):
@@ -118,7 +120,7 @@ class LiveInstance:
         except HandlerError:
             raise
         except TimeoutError as exc:
-            raise self._handler_error(handler, _timed_out(handler, timeout)) from exc
+            raise self._timeout_error(handler, exc, timeout) from exc
         except Exception as exc:
             raise self._handler_error(handler, exc) from exc
         finally:
@@ -128,6 +130,15 @@ class LiveInstance:
         """Report a failed handler to the observer and return the error to raise."""
         self.manager.observer.handler_failed(self.instance_id, handler, error)
         return HandlerError(self.instance_id, handler, error)
+
+    def _timeout_error(
+        self, handler: str, error: TimeoutError, timeout: float | None
+    ) -> HandlerError:
+        """Return :class:`HandlerTimeoutError` for a passed deadline, else wrap ``error``."""
+        if timeout is None or not _deadline_passed(error, timeout):
+            return self._handler_error(handler, error)
+        self.manager.observer.handler_failed(self.instance_id, handler, error)
+        return HandlerTimeoutError(self.instance_id, handler, timeout)
 
     async def _call(
         self, handler: str, call: Callable[[], Awaitable[T]], timeout: float | None
@@ -140,7 +151,7 @@ class LiveInstance:
         except HandlerError:
             raise
         except TimeoutError as exc:
-            raise self._handler_error(handler, _timed_out(handler, timeout)) from exc
+            raise self._timeout_error(handler, exc, timeout) from exc
         except Exception as exc:
             raise self._handler_error(handler, exc) from exc
 

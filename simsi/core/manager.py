@@ -348,7 +348,9 @@ class InterfaceManager:
             return caller_end[0]
         if incoming.state is IncomingState.REJECTED:
             raise ConnectionRejectedError(instance_id, incoming.reject_reason)
-        raise ConnectionRejectedError(instance_id, "on_connect neither accepted nor rejected it")
+        raise ConnectionRejectedError(
+            instance_id, "on_connect neither accepted nor rejected it", unhandled=True
+        )
 
     # -- shutdown ---------------------------------------------------------------------------
 

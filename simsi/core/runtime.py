@@ -9,8 +9,11 @@ reads the wall clock, the environment or global randomness.
 
 from __future__ import annotations
 
+from asyncio import CancelledError
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar, runtime_checkable
+
+__all__ = ["CancelledError", "Event", "Lock", "Runtime", "Task"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -82,7 +85,13 @@ class Runtime(Protocol):
         """Return a new, unlocked :class:`Lock`."""
 
     async def wait_for(self, aw: Awaitable[T], timeout: float | None) -> T:
-        """Await ``aw`` and raise ``TimeoutError`` if it takes longer than ``timeout`` seconds."""
+        """Await ``aw`` and raise ``TimeoutError`` if it takes longer than ``timeout`` seconds.
+
+        At the deadline ``aw`` is cancelled with :class:`CancelledError` (the one
+        cancellation type of both runtimes), and the ``TimeoutError`` raised has that
+        ``CancelledError`` as its ``__cause__``, which tells it apart from a
+        ``TimeoutError`` that ``aw`` raised itself.
+        """
 
     async def to_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking ``fn(*args)`` off the event loop and return its result."""

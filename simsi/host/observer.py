@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from simsi.core.alarms import Alarm, DoneReason
+from simsi.core.errors import HandlerTimeoutError
 from simsi.core.observer import ManagerObserver
 from simsi.host.metrics import HostMetrics
 
@@ -131,7 +132,7 @@ class LoggingMetricsObserver(ManagerObserver):
         """Count a request by outcome and record its duration."""
         if error is None:
             outcome = "ok"
-        elif isinstance(error.__cause__, TimeoutError):
+        elif isinstance(error, HandlerTimeoutError):
             outcome = "timeout"
         else:
             outcome = "error"

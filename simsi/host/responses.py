@@ -14,6 +14,7 @@ from aiohttp import web
 
 from simsi.core.errors import (
     HandlerError,
+    HandlerTimeoutError,
     LifecycleError,
     NotOwnerError,
 )
@@ -66,12 +67,8 @@ def error_response(
 
 
 def is_timeout(error: HandlerError) -> bool:
-    """Return whether a handler error is a timeout.
-
-    NOTE: a handler that raises ``TimeoutError`` itself is reported as a timeout
-    too, because the core wraps both cases the same way.
-    """
-    return isinstance(error.__cause__, TimeoutError)
+    """Return whether the handler ran past its timeout (not whether it raised ``TimeoutError``)."""
+    return isinstance(error, HandlerTimeoutError)
 
 
 def handler_error_response(error: HandlerError) -> web.Response:

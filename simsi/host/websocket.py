@@ -58,7 +58,6 @@ CLOSE_TIMEOUT_SECONDS = 5.0
 HEARTBEAT_SECONDS = 30.0
 
 # The reason the core gives for a connection that on_connect left pending.
-_UNHANDLED_REASON = "on_connect neither accepted nor rejected it"
 
 
 def _reason(text: str) -> bytes:
@@ -117,7 +116,7 @@ async def _open(
     try:
         return await manager.connect(instance_id, meta, on_message=to_client)
     except ConnectionRejectedError as exc:
-        if exc.reason == _UNHANDLED_REASON:
+        if exc.unhandled:
             await ws.close(code=CLOSE_UNHANDLED, message=_reason(exc.reason))
         else:
             await ws.close(code=CLOSE_REJECTED, message=_reason(exc.reason))

@@ -8,6 +8,7 @@ from simsi.core.errors import (
     ConnectionClosedError,
     ConnectionRejectedError,
     HandlerError,
+    HandlerTimeoutError,
     LifecycleError,
     ManagerClosedError,
     NotOwnerError,
@@ -152,12 +153,32 @@ def test_reentrant_class_interleaves(runtime_harness):
     runtime_harness.run(body)
 
 
-def test_request_timeout_wraps_timeout_error(runtime_harness):
+def test_request_timeout_raises_handler_timeout(runtime_harness):
     async def body(rt):
         async with make_manager(rt, request_timeout=0.01) as manager:
-            with pytest.raises(HandlerError) as info:
+            with pytest.raises(HandlerTimeoutError) as info:
                 await manager.request(GO_ID, {"sleep": 1, "tag": "slow"})
             assert isinstance(info.value.__cause__, TimeoutError)
+            assert info.value.timeout == 0.01
+            assert "did not finish within 0.01 s" in str(info.value)
+            # The instance takes the next request once the timed-out one was cancelled.
+            assert await manager.request(GO_ID, "internal") == internal_id(GO_ID)
+
+    runtime_harness.run(body)
+
+
+class RaisesTimeout(EchoInterface):
+    async def on_request(self, ctx, payload):
+        raise TimeoutError("upstream call timed out")
+
+
+def test_handler_raising_timeout_is_not_a_timeout(runtime_harness):
+    async def body(rt):
+        async with make_manager(rt, factory=RaisesTimeout, request_timeout=5) as manager:
+            with pytest.raises(HandlerError) as info:
+                await manager.request(GO_ID, None)
+            assert not isinstance(info.value, HandlerTimeoutError)
+            assert str(info.value.__cause__) == "upstream call timed out"
 
     runtime_harness.run(body)
 
@@ -165,8 +186,11 @@ def test_request_timeout_wraps_timeout_error(runtime_harness):
 def test_connect_unhandled_rejected(runtime_harness):
     async def body(rt):
         async with make_manager(rt) as manager:
-            with pytest.raises(ConnectionRejectedError, match="neither accepted nor rejected"):
+            with pytest.raises(
+                ConnectionRejectedError, match="neither accepted nor rejected"
+            ) as info:
                 await manager.connect(GO_ID)
+            assert info.value.unhandled is True
 
     runtime_harness.run(body)
 
@@ -177,6 +201,7 @@ def test_connect_rejected_with_reason(runtime_harness):
             with pytest.raises(ConnectionRejectedError) as info:
                 await manager.connect(GO_ID, {"instruction": "reject"})
             assert info.value.reason == "test rejection"
+            assert info.value.unhandled is False
 
     runtime_harness.run(body)
 
