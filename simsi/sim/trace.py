@@ -136,10 +136,10 @@ class Trace:
     field names, n field values)``, and :attr:`events` turns the tuples recorded
     since its last call into :class:`TraceEvent` objects. CPython's cyclic
     garbage collector stops tracking a tuple of strings and numbers, and also a
-    tuple of such tuples, so the rows are kept in tuples of
-    :data:`_CHUNK_ROWS` rows. A long run's trace then adds almost nothing to
-    the work of a full collection, which a list of objects or dicts (or one
-    long list of anything) would.
+    tuple of such tuples, so the rows are kept in tuples of ``_CHUNK_ROWS``
+    rows. A long run's trace then adds almost nothing to the work of a full
+    collection. A list of TraceEvent objects or field dicts would add one
+    tracked object per event, and the collector reads every element of a list.
 
     Args:
         now: returns the current true time in seconds (``env.now``).
