@@ -57,6 +57,7 @@ class LiveInstance:
         self._reentrant = bool(getattr(obj, "reentrant", False))
         self._turn = runtime.lock()
         self._work = 0
+        self.last_used = runtime.now()
         self._idle = runtime.event()
         self._idle.set()
         self.stopped = runtime.event()
@@ -83,6 +84,7 @@ class LiveInstance:
         self._work -= 1
         if self._work == 0:
             self._idle.set()
+            self.last_used = self.manager.runtime.now()
 
     @property
     def activation_failed(self) -> bool:

@@ -16,6 +16,7 @@ from simsi.core.connection import (
     connect_pair,
 )
 from simsi.core.errors import (
+    ConfigError,
     ConnectionRejectedError,
     HandlerError,
     LifecycleError,
@@ -26,7 +27,7 @@ from simsi.core.instance import InstanceState, LiveInstance
 from simsi.core.interface import InstanceContext, StableInterface
 from simsi.core.observer import ManagerObserver
 from simsi.core.placement import Placement, internal_id, route_of
-from simsi.core.runtime import Runtime
+from simsi.core.runtime import Runtime, Task
 from simsi.core.sync import WorkCounter
 
 InterfaceFactory = Callable[[str], StableInterface]
@@ -55,9 +56,12 @@ class InterfaceManager:
         alarm_options: alarm delivery tuning.
         observer: receives every lifecycle, request and alarm event.
         request_timeout: seconds a request or connect handler may take, or ``None``.
+        idle_timeout: shut an instance down after this many seconds (host clock)
+            without running work or open connections, or ``None`` to keep instances
+            until shutdown. A due alarm or a request re-activates it.
 
     Raises:
-        ConfigError: the pattern, shard count or host id is invalid.
+        ConfigError: the pattern, shard count, host id or idle timeout is invalid.
     """
 
     def __init__(
@@ -72,7 +76,12 @@ class InterfaceManager:
         alarm_options: AlarmOptions | None = None,
         observer: ManagerObserver | None = None,
         request_timeout: float | None = None,
+        idle_timeout: float | None = None,
     ) -> None:
+        if idle_timeout is not None and not idle_timeout > 0:
+            raise ConfigError(
+                f"idle_timeout must be a positive number of seconds or None, got {idle_timeout!r}"
+            )
         self._placement = Placement(hosts, shards)
         self._placement.check_host(host_id)
         self._host_id = host_id
@@ -87,6 +96,8 @@ class InterfaceManager:
         self._state = ManagerState.NEW
         self._instances: dict[str, LiveInstance] = {}
         self._connection_counter = 0
+        self._idle_timeout = idle_timeout
+        self._reaper: Task[None] | None = None
         self._background = WorkCounter(runtime)
         self._closed = runtime.event()
         self._alarms: AlarmEngine | None = None
@@ -170,6 +181,10 @@ class InterfaceManager:
             self._alarms.start()
         else:
             self._observer.ready(self._host_id, 0)
+        if self._idle_timeout is not None:
+            self._reaper = self._runtime.spawn(
+                self._reap_idle(self._idle_timeout), name="idle-reaper"
+            )
 
     async def wait_ready(self) -> None:
         """Wait until the owned shards' first alarm pages are loaded."""
@@ -186,6 +201,8 @@ class InterfaceManager:
             await self._closed.wait()
             return
         self._state = ManagerState.CLOSING
+        if self._reaper is not None:
+            self._reaper.cancel()
         if self._alarms is not None:
             await self._alarms.close()
         for live in list(self._instances.values()):
@@ -258,6 +275,28 @@ class InterfaceManager:
             if live.activation_failed and live.state is InstanceState.ACTIVE:
                 await self._shutdown(live)
             raise
+
+    async def _reap_idle(self, timeout: float) -> None:
+        """Shut down instances idle for ``timeout`` seconds, checking every half timeout."""
+        self._background.enter()
+        try:
+            while self._state is ManagerState.RUNNING:
+                await self._runtime.sleep(timeout / 2)
+                cutoff = self._runtime.now() - timeout
+                idle = [
+                    live
+                    for live in self._instances.values()
+                    if live.state is InstanceState.ACTIVE
+                    and live.work_in_progress == 0
+                    and not live.connections
+                    and live.last_used <= cutoff
+                ]
+                for live in idle:
+                    # Work may have arrived while an earlier instance shut down.
+                    if live.work_in_progress == 0 and live.state is InstanceState.ACTIVE:
+                        await self._shutdown(live)
+        finally:
+            self._background.leave()
 
     # -- requests and connections -----------------------------------------------------------
 

@@ -43,6 +43,7 @@ class HostConfig:
         auth_token: the bearer token, or ``None`` when the host is open.
         max_body_bytes: the largest request body and WebSocket message.
         request_timeout: seconds a request or connect handler may run, or ``None``.
+        idle_timeout: seconds an unused instance is kept, or ``None`` to keep it.
         forward_timeout: seconds to wait for a peer's response.
         drain_seconds: the grace period after SIGTERM.
         alarm_options: alarm delivery tuning.
@@ -60,6 +61,7 @@ class HostConfig:
     auth_token: str | None = field(default=None, repr=False)
     max_body_bytes: int = 1024 * 1024
     request_timeout: float | None = 30.0
+    idle_timeout: float | None = None
     forward_timeout: float = 35.0
     drain_seconds: float = 25.0
     alarm_options: AlarmOptions = field(default_factory=AlarmOptions)
@@ -259,6 +261,7 @@ def load_config(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         auth_token=_auth_token(args, env),
         max_body_bytes=values["max_body_bytes"],
         request_timeout=values["request_timeout"],
+        idle_timeout=values["idle_timeout"],
         forward_timeout=values["forward_timeout"],
         drain_seconds=values["drain_seconds"],
         alarm_options=alarm_options,

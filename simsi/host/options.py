@@ -127,6 +127,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("request_timeout", "--request-timeout", "SIMSI_REQUEST_TIMEOUT", "seconds an "
            "on_request or on_connect handler may run before the caller gets 504 (default 30; "
            "0 means no limit)", "30", parse_optional_seconds, "SECONDS"),
+    Option("idle_timeout", "--idle-timeout", "SIMSI_IDLE_TIMEOUT", "seconds an instance may "
+           "sit with no running work and no open connection before it is shut down to free "
+           "memory (default 0: instances stay until the host stops)", "0",
+           parse_optional_seconds, "SECONDS"),
     Option("forward_timeout", "--forward-timeout", "SIMSI_FORWARD_TIMEOUT", "seconds to wait "
            "for the owner host's response to a forwarded request (default 35)", "35",
            parse_seconds, "SECONDS"),

@@ -172,6 +172,7 @@ class HostServer:
             alarm_options=config.alarm_options,
             observer=self.observer,
             request_timeout=config.request_timeout,
+            idle_timeout=config.idle_timeout,
         )
         manager = self._manager
         self.metrics.bind_live_instances(lambda: manager.live_instances)

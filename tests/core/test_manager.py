@@ -371,3 +371,41 @@ def test_failed_activation_is_retried_fresh(runtime_harness):
             assert await manager.request(GO_ID, "count") == 1
 
     runtime_harness.run(body)
+
+
+def test_idle_instance_shut_down_after_timeout(runtime_harness):
+    async def body(rt):
+        recorder = Recorder()
+        async with make_manager(rt, observer=recorder, idle_timeout=0.05) as manager:
+            await manager.request(GO_ID, "count")
+            await rt.sleep(0.02)
+            assert manager.is_live(GO_ID)
+            await rt.sleep(0.1)
+            assert not manager.is_live(GO_ID)
+            assert recorder.named("deactivated") == [("deactivated", GO_ID)]
+            # A request re-activates it with fresh state.
+            assert await manager.request(GO_ID, "count") == 1
+
+    runtime_harness.run(body)
+
+
+def test_instance_with_connection_not_reaped(runtime_harness):
+    async def body(rt):
+        async with make_manager(rt, idle_timeout=0.02) as manager:
+            connection = await manager.connect(GO_ID, {"instruction": "accept"})
+            await rt.sleep(0.1)
+            assert manager.is_live(GO_ID)
+            await connection.close()
+            await rt.sleep(0.1)
+            assert not manager.is_live(GO_ID)
+
+    runtime_harness.run(body)
+
+
+def test_invalid_idle_timeout_rejected(runtime_harness):
+    async def body(rt):
+        for bad in (0, -1.0):
+            with pytest.raises(ConfigError, match="idle_timeout must be a positive number"):
+                make_manager(rt, idle_timeout=bad)
+
+    runtime_harness.run(body)

@@ -250,3 +250,13 @@ def test_serve_exits_2_on_invalid_store_url() -> None:
     )
     assert result.returncode == 2
     assert "--store / SIMSI_STORE: invalid store URL 'bogus://nowhere'" in result.stderr
+
+
+def test_idle_timeout_from_flag_and_variable() -> None:
+    assert load_config(parse([]), {**BASE_ENV, **PEERS}).idle_timeout is None
+    from_flag = load_config(parse(["--idle-timeout", "90"]), {**BASE_ENV, **PEERS})
+    assert from_flag.idle_timeout == 90
+    from_env = load_config(parse([]), {**BASE_ENV, **PEERS, "SIMSI_IDLE_TIMEOUT": "2.5"})
+    assert from_env.idle_timeout == 2.5
+    message = config_error(["--idle-timeout", "soon"], {**BASE_ENV, **PEERS})
+    assert "'soon'" in message
