@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -154,7 +155,7 @@ class AlarmEngine:
     def start(self) -> None:
         """Start loading owned shards and the timer; readiness follows once pages are in."""
         self._running = True
-        self._spawn(self._initial_load(), "alarm-load")
+        self._spawn("alarm-load", self._initial_load)
         self._timer = self._runtime.spawn(self._run_timer(), name="alarm-timer")
 
     async def close(self) -> None:
@@ -170,13 +171,18 @@ class AlarmEngine:
         self._handler_gate.release()
         await self._tasks.wait_idle()
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        self._tasks.enter()
-        self._runtime.spawn(self._counted(coro), name=name)
+    def _spawn(self, name: str, work: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Run ``work(*args)`` as a counted task.
 
-    async def _counted(self, coro: Any) -> None:
+        The coroutine is created inside the task, so a task dropped before it
+        starts (its host crashed) leaves no coroutine that was never awaited.
+        """
+        self._tasks.enter()
+        self._runtime.spawn(self._counted(work, args), name=name)
+
+    async def _counted(self, work: Callable[..., Awaitable[None]], args: tuple[Any, ...]) -> None:
         try:
-            await coro
+            await work(*args)
         finally:
             self._tasks.leave()
 
@@ -186,7 +192,7 @@ class AlarmEngine:
         pending = list(self._shards)
         workers = min(self._options.load_concurrency, len(pending)) or 1
         for _ in range(workers):
-            self._spawn(self._load_worker(pending), "alarm-load-worker")
+            self._spawn("alarm-load-worker", self._load_worker, pending)
         while pending or self._loading:
             if not self._running:
                 return
@@ -212,7 +218,7 @@ class AlarmEngine:
             self._deferred_pages.add(shard)
             return
         if self._schedule.needs_page(shard):
-            self._spawn(self._load_page(shard), f"alarm-load:{shard}")
+            self._spawn(f"alarm-load:{shard}", self._load_page, shard)
 
     async def _load_page(self, shard: int) -> None:
         """Read the next page of ``shard`` after its frontier, retrying store failures."""
@@ -295,7 +301,7 @@ class AlarmEngine:
             queue.sort(key=lambda item: item[1].key)
             return
         self._instance_queues[alarm.internal_id] = []
-        self._spawn(self._deliver_in_order(shard, alarm), f"alarm:{alarm.instance_id}")
+        self._spawn(f"alarm:{alarm.instance_id}", self._deliver_in_order, shard, alarm)
 
     async def _deliver_in_order(self, shard: int, alarm: Alarm) -> None:
         """Deliver ``alarm`` and then every alarm of its instance that came due meanwhile."""
