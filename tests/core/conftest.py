@@ -8,4 +8,3 @@ def _reset_interface_logs():
     EchoInterface.log = []
     AlarmInterface.fired = []
     yield
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from simsi.core.alarm_engine import AlarmOptions
 from simsi.core.alarms import DoneReason
@@ -57,7 +57,7 @@ class Recorder(ManagerObserver):
 class EchoInterface(StableInterface):
     """Requests: "err" raises, "internal" returns the internal id, anything else echoes."""
 
-    log: list[tuple[str, str]] = []
+    log: ClassVar[list[tuple[str, str]]] = []
 
     def __init__(self, instance_id: str) -> None:
         super().__init__(instance_id)
@@ -98,7 +98,7 @@ class EchoInterface(StableInterface):
 class AlarmInterface(EchoInterface):
     """Alarms record their delivery; meta controls failures."""
 
-    fired: list[tuple[str, str, int, Any]] = []
+    fired: ClassVar[list[tuple[str, str, int, Any]]] = []
 
     async def on_request(self, ctx, payload):
         if isinstance(payload, dict) and payload.get("op") == "set":

@@ -121,7 +121,7 @@ def test_duplicate_hosts_rejected():
 
 def test_out_of_range_shard_rejected():
     placement = Placement("host-{0..1}", 4)
-    with pytest.raises(ConfigError, match="shard 4 is outside 0..3"):
+    with pytest.raises(ConfigError, match=r"shard 4 is outside 0\.\.3"):
         placement.owner_of_shard(4)
 
 

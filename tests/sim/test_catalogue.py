@@ -223,7 +223,9 @@ def test_scale_out_with_hosts_stopped_moves_shards_safely() -> None:
     served_by_new_host = [
         event
         for event in result.trace
-        if event.kind == "request_served" and event["inc"] == "host-3#0" and event["outcome"] == "ok"
+        if event.kind == "request_served"
+        and event["inc"] == "host-3#0"
+        and event["outcome"] == "ok"
     ]
     assert served_by_new_host
     assert result.checks.alarms.lost == ()
