@@ -117,7 +117,7 @@ class Reminder(StableInterface):
         raise ValueError(f"unknown op {op!r}; use remind, pending, cancel or fired")
 
     async def on_alarm(self, ctx: AlarmContext, alarm_id: str, meta: Any) -> None:
-        """Record the fired reminder durably before returning."""
+        """Record the fired reminder, in the fired log file (fsynced) when one is set, before returning."""
         record = {
             "instance_id": self.instance_id,
             "alarm_id": alarm_id,
