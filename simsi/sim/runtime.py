@@ -310,7 +310,7 @@ class SimRuntime:
                 _defer(self._env, self._drop, task)
             else:
                 self._drop(task)
-        logger.info("runtime %r killed, dropping %d pending tasks", self._name, len(tasks))
+        logger.debug("runtime %r killed, dropping %d pending tasks", self._name, len(tasks))
         return len(tasks)
 
     def _drop(self, task: SimTask[Any]) -> None:
