@@ -80,10 +80,6 @@ _ENCODER = json.JSONEncoder(
 )
 
 
-# Rows per chunk of recorded events; see Trace.
-_CHUNK_ROWS = 1024
-
-
 def _zero_time() -> float:
     return 0.0
 
@@ -132,14 +128,11 @@ class TraceEvent:
 class Trace:
     """An append-only list of :class:`TraceEvent` in true-time order.
 
-    :meth:`record` appends each event as one flat tuple ``(t_us, kind, n, n
-    field names, n field values)``, and :attr:`events` turns the tuples recorded
-    since its last call into :class:`TraceEvent` objects. CPython's cyclic
-    garbage collector stops tracking a tuple of strings and numbers, and also a
-    tuple of such tuples, so the rows are kept in tuples of ``_CHUNK_ROWS``
-    rows. A long run's trace then adds almost nothing to the work of a full
-    collection. A list of TraceEvent objects or field dicts would add one
-    tracked object per event, and the collector reads every element of a list.
+    :meth:`record` appends the time, kind and field dict of an event to a flat
+    list, and :attr:`events` turns the entries recorded since its last call into
+    :class:`TraceEvent` objects. CPython's cyclic garbage collector does not
+    track a dict of strings and numbers, so a long run's trace does not slow
+    every collection down, as a list of TraceEvent objects would.
 
     Args:
         now: returns the current true time in seconds (``env.now``).
@@ -148,9 +141,8 @@ class Trace:
     def __init__(self, now: Callable[[], float] | None = None) -> None:
         self._now = now or _zero_time
         self._events: list[TraceEvent] = []
-        # Events recorded after self._events: full chunks, then the rows of the next one.
-        self._chunks: list[tuple[tuple[Any, ...], ...]] = []
-        self._rows: list[tuple[Any, ...]] = []
+        # Events recorded after self._events, three entries each: t_us, kind, fields.
+        self._pending: list[Any] = []
 
     def __getstate__(self) -> dict[str, Any]:
         # The clock function is a closure over the SimPy environment, which does not
@@ -159,8 +151,7 @@ class Trace:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._events = state["_events"]
-        self._chunks = []
-        self._rows = []
+        self._pending = []
         self._now = _zero_time
 
     def record(self, kind: str, **fields: Any) -> None:
@@ -172,11 +163,10 @@ class Trace:
             for name, value in fields.items():
                 if value.__class__ not in plain:
                     fields[name] = _canonical(value)
-        rows = self._rows
-        rows.append((t_us, kind, len(fields), *fields, *fields.values()))
-        if len(rows) == _CHUNK_ROWS:
-            self._chunks.append(tuple(rows))
-            rows.clear()
+        pending = self._pending
+        pending.append(t_us)
+        pending.append(kind)
+        pending.append(fields)
 
     def record_fields(self, kind: str, fields: dict[str, Any]) -> None:
         """Append an event of ``kind`` with ``fields`` at the current true time.
@@ -192,31 +182,28 @@ class Trace:
             for name, value in fields.items():
                 if value.__class__ not in plain:
                     fields[name] = _canonical(value)
-        rows = self._rows
-        rows.append((t_us, kind, len(fields), *fields, *fields.values()))
-        if len(rows) == _CHUNK_ROWS:
-            self._chunks.append(tuple(rows))
-            rows.clear()
+        pending = self._pending
+        pending.append(t_us)
+        pending.append(kind)
+        pending.append(fields)
 
     @property
     def events(self) -> list[TraceEvent]:
         """The events in order; do not modify."""
-        rows = self._rows
-        if self._chunks or rows:
+        pending = self._pending
+        if pending:
             events = self._events
             seq = len(events)
-            for chunk in (*self._chunks, rows):
-                for row in chunk:
-                    count = row[2]
-                    fields = dict(zip(row[3 : 3 + count], row[3 + count :], strict=True))
-                    events.append(TraceEvent(row[0], seq, row[1], fields))
-                    seq += 1
-            self._chunks.clear()
-            rows.clear()
+            for index in range(0, len(pending), 3):
+                events.append(
+                    TraceEvent(pending[index], seq, pending[index + 1], pending[index + 2])
+                )
+                seq += 1
+            pending.clear()
         return self._events
 
     def __len__(self) -> int:
-        return len(self._events) + _CHUNK_ROWS * len(self._chunks) + len(self._rows)
+        return len(self._events) + len(self._pending) // 3
 
     def __iter__(self) -> Iterator[TraceEvent]:
         return iter(self.events)
