@@ -175,9 +175,9 @@ def check_determinism(
             divergence = first_divergence(traces[0], traces[1])
     result = DeterminismResult(name, seed, pair, divergence)
     logger.info(
-        "determinism check of %s seed %s: %s",
+        "determinism check of %s %s: %s",
         name,
-        seed,
+        "with the scenario's seed" if seed is None else f"seed {seed}",
         "same digest" if result.deterministic else "digests differ",
     )
     return result

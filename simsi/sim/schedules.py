@@ -86,10 +86,8 @@ def describe_budget(budget: FaultBudget) -> str:
     hosts = "all hosts" if budget.hosts is None else ", ".join(budget.hosts)
     start, end = budget.window_s
     gap = f", at least {budget.min_gap_s:g} s apart" if budget.min_gap_s else ""
-    return (
-        f"kinds {', '.join(budget.kinds)} on {hosts}; {low} to {high} faults in "
-        f"[{start:g}, {end:g}] s{gap}"
-    )
+    count = f"{low} faults" if low == high else f"{low} to {high} faults"
+    return f"kinds {', '.join(budget.kinds)} on {hosts}; {count} in [{start:g}, {end:g}] s{gap}"
 
 
 def known_hosts(scenario: Scenario) -> list[str]:
