@@ -441,6 +441,11 @@ class AlarmEngine:
             raise ConfigError(
                 f"alarm time must be finite epoch seconds like ctx.now() + 5, got {at!r}"
             )
+        if at < 0:
+            raise ConfigError(
+                f"alarm time must be epoch seconds at or after 1970, got {at!r}; "
+                "pass an absolute time like ctx.now() + 5, not a delay"
+            )
         canonical = canonical_meta(meta)
         alarm = Alarm(
             instance_id=live.instance_id,

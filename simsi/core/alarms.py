@@ -113,8 +113,13 @@ def encode_meta(meta: Any) -> str:
             text = _META_ENCODER.encode(meta)
         except (TypeError, ValueError) as exc:
             raise InvalidAlarmMetaError(
-                f"alarm meta must be JSON-serialisable (dict, list, str, int, float, bool, "
-                f"None), got {type(meta).__name__}: {exc}"
+                f"alarm meta must be JSON-serialisable (dict with str keys, list, str, int, "
+                f"float, bool, None), got {type(meta).__name__}: {exc}"
+            ) from exc
+        except RecursionError as exc:
+            raise InvalidAlarmMetaError(
+                "alarm meta is nested too deeply to encode as JSON; flatten it or store it "
+                "elsewhere and put its key in the meta"
             ) from exc
     _check_size(text)
     return text

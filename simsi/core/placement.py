@@ -105,7 +105,14 @@ def murmur2(data: bytes) -> int:
 
 
 def _compute_internal_id(instance_id: str) -> str:
-    digest = hashlib.sha256(instance_id.encode()).digest()
+    try:
+        data = instance_id.encode()
+    except UnicodeEncodeError as exc:
+        raise ConfigError(
+            f"instance id {instance_id!r} is not valid Unicode text (it holds a lone "
+            f"surrogate at index {exc.start}); use ids that encode as UTF-8"
+        ) from exc
+    digest = hashlib.sha256(data).digest()
     return base64.b32encode(digest).decode("ascii").rstrip("=")
 
 

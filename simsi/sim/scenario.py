@@ -152,6 +152,12 @@ def load_scenario(path: str | Path) -> Scenario:
         ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"invalid TOML: {exc}", path=name) from exc
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            f"the file is not UTF-8 text (invalid byte at offset {exc.start}); "
+            "save the scenario as UTF-8 TOML",
+            path=name,
+        ) from exc
     except OSError as exc:
         raise ScenarioError(f"cannot read the file: {exc.strerror}", path=name) from exc
     return scenario_from_dict(data, path=name)

@@ -87,6 +87,12 @@ def resolve_interface(spec: str) -> Callable[[str], StableInterface]:
         raise ConfigError(
             f"cannot import module {module_name!r} of interface {spec!r}: {exc}"
         ) from exc
+    except Exception as exc:
+        # Importing runs the module's code, which may fail in any way.
+        raise ConfigError(
+            f"importing module {module_name!r} of interface {spec!r} raised "
+            f"{type(exc).__name__}: {exc}; fix the module or name another one"
+        ) from exc
     factory: Any = module
     for part in attribute.split("."):
         factory = getattr(factory, part, None)
@@ -94,6 +100,11 @@ def resolve_interface(spec: str) -> Callable[[str], StableInterface]:
             raise ConfigError(f"module {module_name!r} has no attribute {attribute!r}")
     if not callable(factory):
         raise ConfigError(f"interface {spec!r} is not a class or callable")
+    if isinstance(factory, type) and not issubclass(factory, StableInterface):
+        raise ConfigError(
+            f"interface {spec!r} is the class {factory.__name__}, which does not derive from "
+            "simsi.StableInterface; name a StableInterface subclass or a factory function"
+        )
     return factory
 
 

@@ -197,6 +197,15 @@ def test_invalid_meta_rejected_before_store(runtime_harness):
                 await manager._set_alarm(live, "nan", float("nan"), None)
             with pytest.raises(ConfigError, match="non-empty"):
                 await manager._set_alarm(live, "", rt.now(), None)
+            with pytest.raises(ConfigError, match="not a delay"):
+                await manager._set_alarm(live, "negative", -5.0, None)
+            deep: list = []
+            inner = deep
+            for _ in range(5000):
+                inner.append([])
+                inner = inner[0]
+            with pytest.raises(InvalidAlarmMetaError, match="nested too deeply"):
+                await manager._set_alarm(live, "deep", rt.now() + 1, deep)
             assert await store.get_alarms(live.shard, live.internal_id) == []
 
     runtime_harness.run(body)

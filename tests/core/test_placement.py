@@ -128,3 +128,8 @@ def test_out_of_range_shard_rejected():
 def test_placements_compare_by_value():
     assert Placement("host-{0..1}", 4) == Placement(["host-0", "host-1"], 4)
     assert Placement("host-{0..1}", 4) != Placement("host-{0..1}", 8)
+
+
+def test_lone_surrogate_id_rejected():
+    with pytest.raises(ConfigError, match="lone surrogate at index 2"):
+        internal_id("ab\ud800")

@@ -376,3 +376,27 @@ def test_to_toml_writes_description_as_header() -> None:
 
     assert text.startswith("# a crash during a deploy\n")
     assert 'description = "a crash during a deploy"' in text
+
+
+def test_non_utf8_file_names_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "binary.toml"
+    path.write_bytes(b"\xff\xfe\x00junk")
+    with pytest.raises(ScenarioError, match="not UTF-8 text") as info:
+        load_scenario(path)
+    assert str(path) in str(info.value)
+
+
+def test_interface_not_a_stable_interface_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "dict.toml"
+    path.write_text('[cluster]\nhosts = "host-{0..1}"\nshards = 4\ninterface = "builtins:dict"\n')
+    with pytest.raises(ScenarioError, match="does not derive from simsi.StableInterface"):
+        load_scenario(path)
+
+
+def test_interface_module_raising_on_import_rejected(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "raising_module.py").write_text("raise RuntimeError('broken on import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "raising.toml"
+    path.write_text('[cluster]\nhosts = "host-0"\nshards = 4\ninterface = "raising_module:X"\n')
+    with pytest.raises(ScenarioError, match="raised RuntimeError: broken on import"):
+        load_scenario(path)
