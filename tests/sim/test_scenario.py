@@ -389,7 +389,7 @@ def test_non_utf8_file_names_the_fix(tmp_path: Path) -> None:
 def test_interface_not_a_stable_interface_rejected(tmp_path: Path) -> None:
     path = tmp_path / "dict.toml"
     path.write_text('[cluster]\nhosts = "host-{0..1}"\nshards = 4\ninterface = "builtins:dict"\n')
-    with pytest.raises(ScenarioError, match="does not derive from simsi.StableInterface"):
+    with pytest.raises(ScenarioError, match=r"does not derive from simsi\.StableInterface"):
         load_scenario(path)
 
 
