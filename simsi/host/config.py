@@ -177,6 +177,11 @@ def _host_id(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str,
 def _auth_token(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
     token = _parsed(_BY_DEST["auth_token"], args, environ)
     path = _parsed(_BY_DEST["auth_token_file"], args, environ)
+    if token is not None and not token.strip():
+        raise ConfigError(
+            "--auth-token / SIMSI_AUTH_TOKEN is set but empty, which would turn authentication "
+            "off; set a token, or unset the option to run without one"
+        )
     if token and path:
         raise ConfigError(
             "both --auth-token / SIMSI_AUTH_TOKEN and --auth-token-file / SIMSI_AUTH_TOKEN_FILE "

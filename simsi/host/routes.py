@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from simsi.core.errors import HandlerError, LifecycleError, NotOwnerError
 from simsi.core.placement import internal_id
@@ -59,14 +61,39 @@ async def read_json(request: web.Request) -> tuple[bytes, Any]:
                 "Content-Type: application/json",
             )
         )
-    body = await request.read()
+    try:
+        body = await request.read()
+    except web.HTTPException:
+        raise
+    except (RequestPayloadError, aiohttp.ClientPayloadError) as exc:
+        raise _Reply(
+            error_response(400, f"request body cannot be read: {exc}; check Content-Encoding")
+        ) from None
     if not body.strip():
         return body, None
     try:
-        return body, json.loads(body, parse_constant=_reject_constant)
+        return body, parse_json(body, "request body")
+    except InvalidJSONError as exc:
+        raise _Reply(error_response(400, str(exc))) from None
+
+
+class InvalidJSONError(ValueError):
+    """A client sent text that is not a JSON document simsi accepts."""
+
+
+def parse_json(data: bytes | str, what: str) -> Any:
+    """Parse JSON that a client sent, rejecting NaN, infinity and nesting too deep to parse.
+
+    Raises:
+        InvalidJSONError: the text is not such a document; the message names ``what``.
+    """
+    try:
+        return json.loads(data, parse_constant=_reject_constant)
     except ValueError as exc:
-        raise _Reply(
-            error_response(400, f"request body is not valid JSON: {exc}; send a JSON document")
+        raise InvalidJSONError(f"{what} is not valid JSON: {exc}; send a JSON document") from None
+    except RecursionError:
+        raise InvalidJSONError(
+            f"{what} is nested too deeply to parse; send a flatter JSON document"
         ) from None
 
 

@@ -37,7 +37,7 @@ from simsi.core.errors import (
 )
 from simsi.host.forwarding import FORWARDED_HEADER
 from simsi.host.responses import HOST_HEADER, error_response, is_timeout
-from simsi.host.routes import SERVER
+from simsi.host.routes import SERVER, InvalidJSONError, parse_json
 
 if TYPE_CHECKING:
     from simsi.core.manager import InterfaceManager
@@ -167,9 +167,9 @@ async def _read_client(ws: web.WebSocketResponse, connection: Connection) -> tup
         message = await ws.receive()
         if message.type is WSMsgType.TEXT:
             try:
-                payload = json.loads(message.data)
-            except ValueError as exc:
-                reason = f"message is not valid JSON: {exc}"
+                payload = parse_json(message.data, "message")
+            except InvalidJSONError as exc:
+                reason = str(exc)
                 await ws.close(code=CLOSE_BAD_MESSAGE, message=_reason(reason))
                 return CLOSE_BAD_MESSAGE, reason
             try:

@@ -260,3 +260,10 @@ def test_idle_timeout_from_flag_and_variable() -> None:
     assert from_env.idle_timeout == 2.5
     message = config_error(["--idle-timeout", "soon"], {**BASE_ENV, **PEERS})
     assert "'soon'" in message
+
+
+def test_empty_auth_token_rejected() -> None:
+    message = config_error(["--auth-token", ""], {**BASE_ENV, **PEERS})
+    assert "set but empty" in message
+    message = config_error([], {**BASE_ENV, **PEERS, "SIMSI_AUTH_TOKEN": "  "})
+    assert "set but empty" in message

@@ -330,3 +330,23 @@ async def test_drain_finishes_running_request() -> None:
         assert response.status == 200
         assert (await response.json())["result"]["slept"] == 0.5
         assert await drain is True
+
+
+async def test_deeply_nested_json_rejected_and_host_serves() -> None:
+    async with running() as (_server, client):
+        deep = b"[" * 50_000 + b"]" * 50_000
+        response = await client.post("/v1/instances/c1/request", data=deep, headers=JSON_HEADERS)
+        assert response.status == 400
+        assert "nested too deeply" in (await response.json())["error"]["message"]
+        after = await post(client, "c1", {"op": "add", "n": 1})
+        assert (await after.json())["result"]["count"] == 1
+
+
+async def test_undecodable_gzip_body_rejected() -> None:
+    async with running() as (_server, client):
+        headers = {**JSON_HEADERS, "Content-Encoding": "gzip"}
+        response = await client.post(
+            "/v1/instances/c1/request", data=b'{"op": "get"}', headers=headers
+        )
+        assert response.status == 400
+        assert "Content-Encoding" in (await response.json())["error"]["message"]

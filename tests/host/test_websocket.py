@@ -168,3 +168,18 @@ async def test_drain_closes_connections_1001() -> None:
         assert message.extra == "host shutting down"
         assert closed[2] == 1001
         assert server.metrics.live_connections._value.get() == 0
+
+
+async def test_nan_and_deep_messages_close_4400() -> None:
+    for text, fragment in (
+        ("NaN", "NaN is not valid JSON"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ):
+        async with running(factory=Probe) as (_server, client):
+            ws = await client.ws_connect("/v1/instances/p1/connect")
+            await ws.send_str(text)
+            message = await ws.receive(timeout=5)
+            assert ws.close_code == 4400
+            assert fragment in message.extra
+            health = await client.get("/healthz")
+            assert health.status == 200
