@@ -337,9 +337,22 @@ def run(args: argparse.Namespace) -> int:
             f"store URL {url!r} names a store that lives only inside one process, so it has "
             "no alarms to move; pass the URL of the store the hosts use, like sqlite:///alarms.db"
         )
+    if args.from_shards == args.to_shards:
+        raise ConfigError(
+            f"--from-shards and --to-shards are both {args.from_shards}, so no alarm would move; "
+            "pass the shard count the hosts will start with as --to-shards"
+        )
     from simsi.stores.url import open_store
 
     store = open_store(url)
+    sqlite_path = getattr(store, "path", None)
+    missing_file = isinstance(sqlite_path, str) and not Path(sqlite_path).is_file()
+    if head.startswith("sqlite:") and missing_file:
+        asyncio.run(store.close())
+        raise ConfigError(
+            f"SQLite file {sqlite_path!r} of store URL {url!r} does not exist; check the "
+            "path (a new empty file would report a reshard of no alarms)"
+        )
     state = (
         Path(args.state)
         if args.state

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sqlite3
 import subprocess
 import sys
 import time
@@ -399,6 +400,8 @@ async def test_cli_reshards_sqlite_file(tmp_path: Path) -> None:
         (["--store", "sqlite:///a.db", "--from-shards", "4", "--to-shards", "8", "--batch", "0"], "batch must be"),
         (["--store", "nosuch://x", "--from-shards", "4", "--to-shards", "8"], "unknown scheme 'nosuch'"),
         (["--store", "memory://", "--from-shards", "4", "--to-shards", "8"], "lives only inside one process"),
+        (["--store", "sqlite:///a.db", "--from-shards", "4", "--to-shards", "4"], "both 4, so no alarm would move"),
+        (["--store", "sqlite:///a.db", "--from-shards", "4", "--to-shards", "8"], "does not exist; check the path"),
     ],
 )  # fmt: skip
 def test_cli_rejects_invalid_input(tmp_path: Path, args: list[str], message: str) -> None:
@@ -411,6 +414,7 @@ def test_cli_rejects_invalid_input(tmp_path: Path, args: list[str], message: str
 
 def test_cli_rejects_other_state_file(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
+    sqlite3.connect(tmp_path / "a.db").close()
     args = ["--store", "sqlite:///a.db", "--state", str(state)]
     assert run_cli(*args, "--from-shards", "2", "--to-shards", "3", cwd=tmp_path).returncode == 0
     result = run_cli(*args, "--from-shards", "2", "--to-shards", "4", cwd=tmp_path)
