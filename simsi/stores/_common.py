@@ -198,9 +198,14 @@ def decode_alarm(
     ):
         if not isinstance(value, str):
             raise corrupt(shard, row, f"{name} is {value!r}, expected text")
+        if not value and name != "meta":
+            raise corrupt(shard, row, f"{name} is empty, expected a non-empty id")
     for name, value in (("fires_at_us", fires_at_us), ("attempt", attempt), ("revision", revision)):
         if not _is_int(value):
             raise corrupt(shard, row, f"{name} is {value!r}, expected an integer")
+    for name, value in (("fires_at_us", fires_at_us), ("attempt", attempt)):
+        if value < 0:
+            raise corrupt(shard, row, f"{name} is {value!r}, expected an integer >= 0")
     try:
         meta_value = decode_meta(meta)
     except ValueError as exc:

@@ -161,6 +161,8 @@ async def test_newer_schema_rejected(tmp_path: Path) -> None:
         ("fires_at_us", "soon", "fires_at_us is 'soon'"),
         ("revision", 1.5, "revision is 1.5"),
         ("instance_id", b"\xff\xfe", "instance_id is b'\\xff"),
+        ("instance_id", "", "instance_id is empty"),
+        ("attempt", -3, "attempt is -3"),
     ],
 )
 async def test_corrupt_row_changes_nothing(
