@@ -86,6 +86,13 @@ def run(args: argparse.Namespace) -> int:
         budget = budget_for(scenario, kinds, args.max_faults)
     except (ScenarioError, ConfigError) as exc:
         return _invalid(f"invalid input: {exc}")
+    out = Path(args.out or f"{Path(args.scenario).stem}-counterexample.toml")
+    if not out.parent.is_dir():
+        # Checked before the search, so a long search never ends with nowhere to write.
+        return _invalid(
+            f"invalid --out {str(out)!r}: directory {str(out.parent)!r} does not exist; "
+            "create it or pass another path"
+        )
     try:
         result = explore(
             scenario,
@@ -99,7 +106,6 @@ def run(args: argparse.Namespace) -> int:
 
     data = _outcome(result)
     if result.found:
-        out = Path(args.out or f"{Path(args.scenario).stem}-counterexample.toml")
         try:
             write_counterexample(result, out)
         except OSError as exc:

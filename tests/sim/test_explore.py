@@ -266,6 +266,7 @@ def test_cli_kinds_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         (["--examples", "0"], "invalid --examples 0"),
         (["--kinds", "meteor"], "invalid budget kinds ['meteor']"),
         (["--max-faults", "-1"], "invalid budget count range 0 to -1"),
+        (["--out", "/nonexistent-dir/x.toml"], "directory '/nonexistent-dir' does not exist"),
     ],
 )
 def test_cli_invalid_exits_2(
