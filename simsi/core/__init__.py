@@ -4,7 +4,7 @@ Nothing here performs I/O or reads the wall clock; everything comes from the
 :class:`~simsi.core.runtime.Runtime` a manager is given.
 """
 
-from simsi.core.alarm_engine import AlarmOptions
+from simsi.core.alarm_options import AlarmOptions
 from simsi.core.alarms import (
     MAX_META_BYTES,
     Alarm,
