@@ -157,6 +157,9 @@ class AlarmEngine:
             shard = pending.pop(0)
             await self._load_page(shard)
 
+    # NOTE: a loaded shard is never re-read below its frontier. An alarm that another
+    # process writes there (an old owner during a hosts-pattern rollout, or a duplicate
+    # host identity) stays unseen by this host until it restarts.
     def _request_page(self, shard: int) -> None:
         if shard in self._loading or not self._running:
             return
