@@ -105,6 +105,8 @@ class AlarmEngine:
         self._running = True
         self._spawn("alarm-load", self._initial_load)
         self._timer = self._runtime.spawn(self._run_timer(), name="alarm-timer")
+        if self._options.resync_interval is not None:
+            self._spawn("alarm-resync", self._resync_loop, self._options.resync_interval)
 
     async def close(self) -> None:
         """Stop the timer and loaders and wait for running alarm handlers."""
@@ -157,9 +159,9 @@ class AlarmEngine:
             shard = pending.pop(0)
             await self._load_page(shard)
 
-    # NOTE: a loaded shard is never re-read below its frontier. An alarm that another
-    # process writes there (an old owner during a hosts-pattern rollout, or a duplicate
-    # host identity) stays unseen by this host until it restarts.
+    # NOTE: unless AlarmOptions.resync_interval is set, a loaded shard is never re-read
+    # below its frontier, so an alarm another process writes there (an old owner during
+    # a hosts-pattern rollout, or a duplicate host identity) stays unseen until restart.
     def _request_page(self, shard: int) -> None:
         if shard in self._loading or not self._running:
             return
@@ -183,17 +185,56 @@ class AlarmEngine:
                 return
             limit = self._options.page_size
             self._schedule.add_page(shard, page, limit)
-            for operation, value in self._loading[shard]:
-                if operation == "offer":
-                    self._schedule.offer(shard, value)
-                else:
-                    self._schedule.discard(*value)
+            self._replay(shard)
             window = self._schedule.window(shard)
             self._observer.shard_loaded(shard, len(page), window.exhausted)
         finally:
             del self._loading[shard]
             self._note_held()
             self._load_finished.set()
+            self._wakeup.set()
+
+    def _replay(self, shard: int) -> None:
+        """Apply the alarm changes made while ``shard``'s page was being read."""
+        for operation, value in self._loading[shard]:
+            if operation == "offer":
+                self._schedule.offer(shard, value)
+            elif operation == "complete":
+                self._schedule.discard_revision(value)
+            else:
+                self._schedule.discard(*value)
+
+    async def _resync_loop(self, interval: float) -> None:
+        """Re-read the first page of every owned shard, one shard at a time, every ``interval``."""
+        await self._ready.wait()
+        while self._running:
+            await self._runtime.sleep(interval)
+            for shard in self._shards:
+                if not self._running:
+                    return
+                if shard not in self._loading:
+                    await self._resync_shard(shard)
+
+    async def _resync_shard(self, shard: int) -> None:
+        self._loading[shard] = []
+        try:
+            async with self._load_gate:
+                if not self._running:
+                    return
+                try:
+                    page = await self._store.get_next_alarms(
+                        shard, after=None, limit=self._options.page_size
+                    )
+                except StoreError as exc:
+                    self._observer.store_failed("get_next_alarms", shard, exc, detail="resync")
+                    return
+            added = self._schedule.merge_page(shard, page)
+            self._replay(shard)
+            if added:
+                self._observer.shard_loaded(shard, added, self._schedule.window(shard).exhausted)
+        finally:
+            del self._loading[shard]
+            self._note_held()
             self._wakeup.set()
 
     async def _read_page(self, shard: int) -> list[Alarm] | None:
@@ -357,6 +398,10 @@ class AlarmEngine:
             self._requeue(shard, later)
             return
         self._schedule.complete(alarm)
+        log = self._loading.get(shard)
+        if log is not None:
+            # A page read in progress may still hold this alarm; drop it when it lands.
+            log.append(("complete", alarm))
         if removed:
             self._observer.alarm_done(shard, alarm, reason)
 

@@ -23,6 +23,9 @@ class AlarmOptions:
         store_retry_delay: seconds between retries of a failed store call.
         store_attempts: tries of a store call made while completing an alarm before it
             is left to fire again.
+        resync_interval: seconds between re-reads of each owned shard's first page,
+            which pick up alarms another process wrote below the loaded frontier (an
+            old owner during a hosts-pattern rollout, say); ``None`` turns it off.
     """
 
     max_attempts: int = 5
@@ -35,6 +38,7 @@ class AlarmOptions:
     handler_timeout: float | None = 60.0
     store_retry_delay: float = 0.5
     store_attempts: int = 5
+    resync_interval: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_attempts", "page_size", "load_concurrency", "max_concurrent"):
@@ -44,6 +48,11 @@ class AlarmOptions:
         if self.store_attempts < 1:
             raise ConfigError(
                 f"AlarmOptions.store_attempts must be >= 1, got {self.store_attempts}"
+            )
+        if self.resync_interval is not None and not self.resync_interval > 0:
+            raise ConfigError(
+                f"AlarmOptions.resync_interval must be a positive number of seconds or None, "
+                f"got {self.resync_interval!r}"
             )
         if not 0 <= self.jitter <= 1:
             raise ConfigError(f"AlarmOptions.jitter must be between 0 and 1, got {self.jitter!r}")

@@ -123,6 +123,35 @@ class AlarmSchedule:
             self._trim(shard)
         return ref in self._held
 
+    def merge_page(self, shard: int, page: list[Alarm]) -> int:
+        """Add alarms of a re-read page that the window lacks; return how many were added.
+
+        The store's version replaces a held one with another revision. Alarms in
+        flight and alarms past the frontier are left alone.
+        """
+        window = self._windows[shard]
+        added = 0
+        for alarm in page:
+            ref = (alarm.internal_id, alarm.alarm_id)
+            if ref in self._in_flight:
+                continue
+            held = self._held.get(ref)
+            if held is not None:
+                if held[2].revision != alarm.revision:
+                    self.offer(shard, alarm)
+                continue
+            if window.covers(alarm.key):
+                self._insert(shard, alarm)
+                added += 1
+        return added
+
+    def discard_revision(self, alarm: Alarm) -> None:
+        """Forget the held alarm with ``alarm``'s id only if it has ``alarm``'s revision."""
+        ref = (alarm.internal_id, alarm.alarm_id)
+        held = self._held.get(ref)
+        if held is not None and held[2].revision == alarm.revision:
+            self._drop(ref)
+
     def discard(self, internal_id: str, alarm_id: str) -> None:
         """Forget a held alarm (cancelled, or replaced by a version past the frontier)."""
         self._drop((internal_id, alarm_id))

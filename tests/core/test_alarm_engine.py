@@ -356,3 +356,42 @@ def test_retry_delay_doubles_to_cap():
     options = AlarmOptions(backoff_base=1, backoff_cap=5, jitter=0.5)
     assert [options.retry_delay(n, 0.0) for n in (1, 2, 3, 4)] == [1, 2, 4, 5]
     assert options.retry_delay(2, 1.0) == 1.0
+
+
+def test_resync_finds_alarm_written_by_another_process(runtime_harness):
+    async def body(rt):
+        store = MemoryAlarmStore()
+        resyncing = alarm_manager(rt, store, resync_interval=0.05)
+        plain = alarm_manager(rt, store)
+        other = alarm_manager(rt, store)
+        async with resyncing, plain:
+            await resyncing.wait_ready()
+            await plain.wait_ready()
+            # A second process of the same host writes an alarm, then stops before it is due.
+            await other.start()
+            await other.request(GO_ID, {"op": "set", "id": "stray", "in": 0.2})
+            await other.close()
+            await rt.sleep(0.5)
+        # Only the resyncing manager saw and delivered it; the plain one never loaded it.
+        assert [f[1] for f in AlarmInterface.fired] == ["stray"]
+        shard = resyncing.placement.shard_of(GO_ID)
+        assert await store.get_alarms(shard, internal_id(GO_ID)) == []
+
+    runtime_harness.run(body)
+
+
+def test_resync_does_not_redeliver_done_alarms(runtime_harness):
+    async def body(rt):
+        store = MemoryAlarmStore()
+        async with alarm_manager(rt, store, resync_interval=0.01) as manager:
+            for i in range(5):
+                await manager.request(GO_ID, {"op": "set", "id": f"a{i}", "in": 0.02 * (i + 1)})
+            await rt.sleep(0.5)
+        assert sorted(f[1] for f in AlarmInterface.fired) == ["a0", "a1", "a2", "a3", "a4"]
+
+    runtime_harness.run(body)
+
+
+def test_resync_interval_validated():
+    with pytest.raises(ConfigError, match="resync_interval must be a positive number"):
+        AlarmOptions(resync_interval=0)
