@@ -76,12 +76,12 @@ class AlarmEngine:
 
     @property
     def peak_held(self) -> int:
-        """The most alarms ever held in memory at once (in-flight ones included)."""
+        """The maximum number of alarms held in memory at once, in-flight ones included."""
         return self._peak_held
 
     @property
     def peak_loading(self) -> int:
-        """The most shards that ever loaded pages at once."""
+        """The maximum number of shards that loaded pages at once."""
         return self._load_gate.peak
 
     @property

@@ -14,7 +14,7 @@ class AlarmOptions:
     Attributes:
         max_attempts: deliveries before an alarm is dropped as ``attempts_exhausted``.
         backoff_base: seconds before the first retry; doubles with each failed attempt.
-        backoff_cap: the longest retry delay in seconds.
+        backoff_cap: the maximum retry delay in seconds.
         jitter: fraction of the delay removed at random (0 to 1), so retries spread out.
         page_size: alarms read per store call; each shard holds at most twice this many.
         load_concurrency: shards whose pages may load at once.

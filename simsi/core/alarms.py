@@ -26,7 +26,7 @@ AlarmKey = tuple[int, str, str]
 
 
 class DoneReason(enum.Enum):
-    """Why an alarm left the store."""
+    """The reason an alarm left the store."""
 
     SUCCEEDED = "succeeded"
     CANCELLED = "cancelled"

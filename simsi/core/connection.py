@@ -200,7 +200,7 @@ def connect_pair(
 
 
 class IncomingState(enum.Enum):
-    """What ``on_connect`` decided about an incoming connection."""
+    """The decision ``on_connect`` made about an incoming connection."""
 
     PENDING = "pending"
     ACCEPTED = "accepted"

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class InstanceContext:
-    """What a handler may use: identity, the host clock and the instance's alarms.
+    """The handler's access to its identity, the host clock and the instance's alarms.
 
     The same context works on the production runtime and in the simulator, so an
     interface class that sleeps and reads time only through it runs unchanged in both.

@@ -229,7 +229,7 @@ class InterfaceManager:
 
     def _check_owner(self, instance_id: str) -> tuple[str, int]:
         if not isinstance(instance_id, str) or not instance_id:
-            raise LifecycleError(f"instance id must be a non-empty string, got {instance_id!r}")
+            raise ConfigError(f"instance id must be a non-empty string, got {instance_id!r}")
         internal, hashed = route_of(instance_id)
         shard = hashed % self._shard_count
         owner = self._hosts[shard % len(self._hosts)]

@@ -47,7 +47,7 @@ class ManagerObserver:
         """An alarm's handler is about to run; ``lag`` is host-clock seconds past its time."""
 
     def alarm_handled(self, shard: int, alarm: Alarm) -> None:
-        """An alarm's handler succeeded; the store has not been told yet."""
+        """An alarm's handler succeeded, and ``mark_alarm_done`` has not been called yet."""
 
     def alarm_retry(self, shard: int, alarm: Alarm, error: BaseException, next_at: float) -> None:
         """An alarm's handler failed and the alarm was rescheduled for ``next_at``."""

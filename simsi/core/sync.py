@@ -30,7 +30,7 @@ class Gate:
 
     @property
     def peak(self) -> int:
-        """The most holders that were ever inside at once."""
+        """The maximum number of holders inside at once."""
         return self._peak
 
     @property

@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from simsi.core.errors import HandlerError, LifecycleError, NotOwnerError
+from simsi.core.errors import ConfigError, HandlerError, LifecycleError, NotOwnerError
 from simsi.core.placement import internal_id
 from simsi.host.forwarding import FORWARDED_HEADER
 from simsi.host.metrics import CONTENT_TYPE
@@ -140,6 +140,8 @@ async def handle_request(request: web.Request) -> web.Response:
         return await server.forwarder.forward_request(exc.owner, instance_id, body)
     except LifecycleError as exc:
         return unavailable_response(exc)
+    except ConfigError as exc:
+        return error_response(400, str(exc))
     return _encode_result(instance_id, result)
 
 
@@ -148,7 +150,10 @@ async def handle_placement(request: web.Request) -> web.Response:
     server = request.app[SERVER]
     instance_id = request.match_info["id"]
     placement = server.manager.placement
-    shard = placement.shard_of(instance_id)
+    try:
+        shard = placement.shard_of(instance_id)
+    except ConfigError as exc:
+        return error_response(400, str(exc))
     owner = placement.owner_of_shard(shard)
     return json_response(
         {

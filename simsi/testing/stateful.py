@@ -49,7 +49,7 @@ class ClusterMachine(RuleBasedStateMachine):
         payloads: a strategy for request payloads (default ``None`` payloads).
         faults: whether to crash, restart and skew hosts (default ``True``).
         max_clock_offset_s: the largest clock offset a skew step sets, in seconds.
-        max_wait_s: the longest single wait step, in seconds.
+        max_wait_s: the maximum length of one wait step, in seconds.
         drain_s: how long the final drain lets alarms run, in seconds.
     """
 

@@ -409,3 +409,15 @@ def test_invalid_idle_timeout_rejected(runtime_harness):
                 make_manager(rt, idle_timeout=bad)
 
     runtime_harness.run(body)
+
+
+def test_invalid_instance_ids_rejected(runtime_harness):
+    async def body(rt):
+        async with make_manager(rt) as manager:
+            with pytest.raises(ConfigError, match="non-empty string, got ''"):
+                await manager.request("", None)
+            with pytest.raises(ConfigError, match="lone surrogate"):
+                await manager.request("a\ud800", None)
+            assert manager.live_instances == 0
+
+    runtime_harness.run(body)
